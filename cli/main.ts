@@ -1,0 +1,166 @@
+/**
+ * The `lantern` command line: `run`, `explain`, `layers`, `methods`, `doctor`.
+ *
+ * Every failure prints one line (`error: …`) and exits with status 1; files are written only when
+ * the whole command succeeded.
+ *
+ * @module
+ */
+import { Command } from "commander";
+import "../plugins/mod.ts";
+import { PipelineSource } from "../pipeline/config.ts";
+import { LanternError } from "../pipeline/errors.ts";
+import { dirname, writeOutputs } from "../pipeline/paths.ts";
+import type { ProgressFn } from "../pipeline/plugin.ts";
+import { pluginsOf } from "../pipeline/registry.ts";
+import { runPipelineSource } from "../pipeline/runner.ts";
+import { explain } from "./explain.ts";
+import { doctor, formatDoctor } from "./doctor.ts";
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function progressBar(): ProgressFn | undefined {
+  if (!Deno.stderr.isTerminal()) return undefined;
+  let last = 0;
+  return (done, total, label) => {
+    const now = performance.now();
+    if (done < total && now - last < 100) return;
+    last = now;
+    const pct = Math.floor((100 * done) / total);
+    const line = `\r${label ?? "working"} ${done}/${total} (${pct}%)`;
+    Deno.stderr.writeSync(new TextEncoder().encode(done >= total ? line + "\n" : line));
+  };
+}
+
+async function readText(path: string): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new LanternError(`Cannot read pipeline "${path}": file not found`);
+    }
+    throw new LanternError(`Cannot read pipeline "${path}": ${(e as Error).message}`);
+  }
+}
+
+function summarize(written: string[]): void {
+  console.log(`wrote ${written.length} file${written.length === 1 ? "" : "s"}:`);
+  for (const f of written) console.log(`  ${f}`);
+}
+
+/** Build the command tree (exported for tests). */
+export function buildCli(): Command {
+  const program = new Command("lantern")
+    .description("Explain what convolutional networks see and why they decide")
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => Deno.stderr.writeSync(new TextEncoder().encode(s)) });
+
+  program.command("run")
+    .description("Run a YAML pipeline")
+    .argument("<pipeline>", "pipeline YAML file")
+    .option("--set <key=value>", "override a value, e.g. methods[0].target=281", collect, [])
+    .option("--out <dir>", "output directory (overrides out:)")
+    .action(async (file: string, opts: { set: string[]; out?: string }) => {
+      const source = new PipelineSource(await readText(file), file);
+      for (const s of opts.set) source.set(s);
+      const result = await runPipelineSource(source, {
+        baseDir: dirname(file),
+        progress: progressBar(),
+      });
+      summarize(await writeOutputs(opts.out ?? result.out, result.files));
+    });
+
+  program.command("explain")
+    .description("Explain inputs with one method; writes DIR/<stem>_<method>.npy and .png")
+    .requiredOption("--model <path>", "ONNX model path or https URL")
+    .option("--input <path>", "input image, .npy or glob (repeatable)", collect, [])
+    .requiredOption("--method <name>", "method name (see `lantern methods`)")
+    .option("--layer <tensor>", "ONNX tensor name the method looks at")
+    .option("--target <k>", "class index, top1, or a comma list with one per image")
+    .option("--param <key=value>", "method parameter (repeatable)", collect, [])
+    .option("--backend <name>", "auto | wasm | webgpu")
+    .option("--labels <file>", "labels file, one class per line")
+    .option("--preset <name>", "preprocess preset: imagenet | grayscale | none")
+    .requiredOption("--out <dir>", "output directory")
+    .action(async (opts) => {
+      if (opts.input.length === 0) {
+        throw new LanternError("Cannot explain: no --input given (an image, .npy file or glob)");
+      }
+      const result = await explain(opts, progressBar());
+      summarize(await writeOutputs(opts.out, result.files));
+    });
+
+  program.command("layers")
+    .description("List every tensor of a model: name, producing op, shape")
+    .argument("<model>", "ONNX model path")
+    .option("--json", "print JSON")
+    .option("--backend <name>", "auto | wasm | webgpu", "wasm")
+    .action(async (path: string, opts: { json?: boolean; backend: "auto" | "wasm" | "webgpu" }) => {
+      const { onnxModel } = await import("../plugins/model/onnx.ts");
+      const model = await onnxModel.run({ baseDir: "." }, { path, backend: opts.backend });
+      const tensors = await model.tensors();
+      await model.dispose();
+      if (opts.json) console.log(JSON.stringify(tensors, null, 2));
+      else {
+        const width = Math.max(4, ...tensors.map((t) => t.name.length));
+        const opWidth = Math.max(2, ...tensors.map((t) => t.op.length));
+        console.log(`${"name".padEnd(width)}  ${"op".padEnd(opWidth)}  shape`);
+        for (const t of tensors) {
+          console.log(`${t.name.padEnd(width)}  ${t.op.padEnd(opWidth)}  [${t.shape.join(", ")}]`);
+        }
+      }
+    });
+
+  program.command("methods")
+    .description("List the explanation methods and their parameters")
+    .option("--json", "print JSON")
+    .action((opts: { json?: boolean }) => {
+      const methods = pluginsOf("method").map((p) => ({
+        name: p.name,
+        description: p.description,
+        params: Object.keys((p.params as { shape?: Record<string, unknown> }).shape ?? {}),
+      }));
+      if (opts.json) console.log(JSON.stringify(methods, null, 2));
+      else {for (const m of methods) {
+          console.log(
+            `${m.name.padEnd(22)} ${m.description}\n${"".padEnd(23)}params: ${m.params.join(", ")}`,
+          );
+        }}
+    });
+
+  program.command("doctor")
+    .description("Show the backend auto picks and why, SIMD, threads and the WebGPU adapter")
+    .option("--json", "print JSON")
+    .action(async (opts: { json?: boolean }) => {
+      const report = await doctor();
+      console.log(opts.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
+    });
+  return program;
+}
+
+/** Run the CLI with `args`; returns the exit code. */
+export async function main(args: string[]): Promise<number> {
+  try {
+    await buildCli().parseAsync(args, { from: "user" });
+    return 0;
+  } catch (e) {
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (err.code?.startsWith("commander.")) {
+      return err.code === "commander.helpDisplayed" || err.code === "commander.version"
+        ? 0
+        : err.exitCode ?? 2;
+    }
+    const message = String(err.message ?? e).split("\n")[0].replace(/^Error: /, "");
+    console.error(`error: ${message}`);
+    if (Deno.env.get("LANTERN_DEBUG")) console.error(e);
+    return 1;
+  }
+}
+
+if (import.meta.main) {
+  const code = await main(Deno.args);
+  // onnxruntime-web keeps worker threads alive; exit explicitly.
+  Deno.exit(code);
+}

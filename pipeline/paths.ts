@@ -1,0 +1,54 @@
+/**
+ * Path helpers that need no JSR packages.
+ *
+ * @module
+ */
+
+/** A `file://` URL for an absolute or cwd-relative path. */
+export function toFileUrl(path: string): URL {
+  const abs = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  return new URL(`file://${abs.split("/").map(encodeURIComponent).join("/")}`);
+}
+
+/** Directory part of a path (`.` when there is none). */
+export function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i > 0 ? path.slice(0, i) : i === 0 ? "/" : ".";
+}
+
+/** File name without directory and extension. */
+export function stem(path: string): string {
+  const base = path.slice(path.lastIndexOf("/") + 1);
+  const dot = base.lastIndexOf(".");
+  return dot > 0 ? base.slice(0, dot) : base;
+}
+
+/**
+ * Write files under `dir` all-or-nothing: each goes to a temporary name first, and only when every
+ * file is written are they renamed into place.
+ */
+export async function writeOutputs(
+  dir: string,
+  files: readonly { path: string; bytes: Uint8Array }[],
+): Promise<string[]> {
+  const tmpTag = `.lantern-${crypto.randomUUID().slice(0, 8)}.tmp`;
+  const staged: [string, string][] = [];
+  try {
+    for (const f of files) {
+      if (f.path.split("/").includes("..") || f.path.startsWith("/")) {
+        throw new Error(
+          `Cannot write "${f.path}": output paths must stay inside the output directory`,
+        );
+      }
+      const target = `${dir}/${f.path}`;
+      await Deno.mkdir(dirname(target), { recursive: true });
+      await Deno.writeFile(target + tmpTag, f.bytes);
+      staged.push([target + tmpTag, target]);
+    }
+    for (const [tmp, target] of staged) await Deno.rename(tmp, target);
+  } catch (e) {
+    for (const [tmp] of staged) await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+  return staged.map(([, target]) => target);
+}

@@ -1,0 +1,234 @@
+/**
+ * Run a pipeline: resolve and validate every stage first (so a typo fails before any work), load
+ * the model, preprocess inputs, run each method, render, and only then write the files.
+ *
+ * @module
+ */
+import type { z } from "zod";
+import { type Entry, type KeyPath, type PipelineConfig, PipelineSource } from "./config.ts";
+import { describeIssue } from "./config.ts";
+import { didYouMean, LanternError, ParamError } from "./errors.ts";
+import { expandGlob } from "./glob.ts";
+import type {
+  AnyPlugin,
+  MethodPlugin,
+  ModelPlugin,
+  PluginKind,
+  PreprocessPlugin,
+  ProgressFn,
+  RenderPlugin,
+} from "./plugin.ts";
+import { getPlugin, importPlugin } from "./registry.ts";
+import { topPredictions } from "./targets.ts";
+import type { Batch, Explanation, Model, OutputFile, Prediction } from "./types.ts";
+import { resolvePath } from "../plugins/model/source.ts";
+import { toFileUrl } from "./paths.ts";
+
+/** A stage entry bound to its plugin and validated parameters. */
+export interface BoundStage {
+  /** The plugin. */
+  readonly plugin: AnyPlugin;
+  /** Validated parameters. */
+  readonly params: unknown;
+  /** Label for output names (`id` or the plugin name). */
+  readonly label: string;
+  /** Where the entry sits in the file. */
+  readonly path: KeyPath;
+}
+
+/** Everything a run produced. */
+export interface PipelineResult {
+  /** The loaded model (dispose it when done). */
+  readonly model: Model;
+  /** The preprocessed inputs. */
+  readonly batch: Batch;
+  /** Top-5 predictions per image. */
+  readonly predictions: readonly (readonly Prediction[])[];
+  /** One result per method entry. */
+  readonly explanations: readonly Explanation[];
+  /** Files the renders produced, not yet written. */
+  readonly files: readonly OutputFile[];
+  /** Output directory from the file or the override. */
+  readonly out: string;
+}
+
+/** Options for {@linkcode runPipelineSource}. */
+export interface RunPipelineOptions {
+  /** Directory that relative paths in the file are resolved against. */
+  baseDir?: string;
+  /** Progress callback for long methods. */
+  progress?: ProgressFn;
+  /** Keep the model open (the caller disposes `result.model`). */
+  keepModel?: boolean;
+  /** Reuse an already loaded model instead of the `model` stage. */
+  model?: Model;
+}
+
+const RESERVED = new Set(["name", "plugin", "id"]);
+
+function paramsOf(entry: Entry): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(entry).filter(([k]) => !RESERVED.has(k)));
+}
+
+/** Validate `raw` against a plugin's schema, pointing unknown keys at their closest valid names. */
+export function validateParams(
+  plugin: AnyPlugin,
+  raw: Record<string, unknown>,
+  fail: (path: KeyPath, message: string) => Error,
+): unknown {
+  const parsed = (plugin.params as z.ZodType).safeParse(raw);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const shape = (plugin.params as { shape?: Record<string, unknown> }).shape;
+  if (issue.code === "unrecognized_keys" && shape) {
+    const bad = issue.keys[0];
+    return fail(
+      [bad],
+      `unknown parameter '${bad}' for ${plugin.kind} '${plugin.name}'${
+        didYouMean(bad, Object.keys(shape))
+      } (parameters: ${Object.keys(shape).join(", ")})`,
+    ) && undefined;
+  }
+  throw fail(issue.path.map((k) => typeof k === "symbol" ? String(k) : k), describeIssue(issue));
+}
+
+async function bind(
+  source: PipelineSource,
+  kind: PluginKind,
+  entry: Entry,
+  path: KeyPath,
+  baseDir: string,
+  fallbackName: string,
+): Promise<BoundStage> {
+  let plugin: AnyPlugin;
+  try {
+    plugin = entry.plugin
+      ? await importPlugin(entry.plugin, {
+        kind,
+        baseUrl: toFileUrl(`${baseDir}/`),
+        name: entry.name,
+      })
+      : getPlugin(kind, entry.name ?? fallbackName);
+  } catch (e) {
+    throw source.error([...path, entry.plugin ? "plugin" : "name"], (e as Error).message);
+  }
+  const fail = (p: KeyPath, message: string) => {
+    throw source.error([...path, ...p], message);
+  };
+  const params = validateParams(plugin, paramsOf(entry), fail);
+  return { plugin, params, label: entry.id ?? plugin.name, path };
+}
+
+/** Resolve a pipeline's inputs (globs relative to `baseDir`) to file paths. */
+export async function resolveInputs(
+  source: PipelineSource,
+  config: PipelineConfig,
+  baseDir: string,
+): Promise<string[]> {
+  const patterns = Array.isArray(config.inputs) ? config.inputs : [config.inputs];
+  const files: string[] = [];
+  for (const [i, pattern] of patterns.entries()) {
+    const full = resolvePath(pattern, baseDir);
+    const found = await expandGlob(full);
+    if (found.length === 0) {
+      throw source.error(
+        ["inputs", ...(Array.isArray(config.inputs) ? [i] : [])],
+        `no files match "${pattern}"`,
+      );
+    }
+    files.push(...found);
+  }
+  return files;
+}
+
+/** Run a parsed pipeline file. Nothing is written: the caller writes `result.files`. */
+export async function runPipelineSource(
+  source: PipelineSource,
+  options: RunPipelineOptions = {},
+): Promise<PipelineResult> {
+  const config = source.validate();
+  const baseDir = options.baseDir ?? ".";
+  const modelStage = await bind(source, "model", config.model, ["model"], baseDir, "onnx");
+  const methods = await Promise.all(
+    config.methods.map((m, i) => bind(source, "method", m, ["methods", i], baseDir, "")),
+  );
+  const labels = methods.map((m) => m.label);
+  const dup = labels.find((l, i) => labels.indexOf(l) !== i);
+  if (dup) {
+    throw source.error(["methods"], `two methods are both labelled '${dup}' — give one an id:`);
+  }
+  const renders = await Promise.all(
+    config.render.map((r, i) => bind(source, "render", r, ["render", i], baseDir, "")),
+  );
+  const files = await resolveInputs(source, config, baseDir);
+
+  const model = options.model ??
+    await (modelStage.plugin as ModelPlugin).run({ baseDir }, modelStage.params as never) as Model;
+  try {
+    const preEntry = config.preprocess ??
+      { name: files.every((f) => f.endsWith(".npy")) ? "npy" : "image" };
+    const pre = await bind(source, "preprocess", preEntry, ["preprocess"], baseDir, "image");
+    const batch = await runStage(
+      source,
+      pre,
+      () => (pre.plugin as PreprocessPlugin).run({ sources: files, model }, pre.params as never),
+    ) as Batch;
+    const logits = (await model.run(batch.tensor))[model.outputName];
+    const predictions = topPredictions(logits, { topk: 5, labels: model.labels });
+    const explanations: Explanation[] = [];
+    for (const m of methods) {
+      const result = await runStage(
+        source,
+        m,
+        () =>
+          (m.plugin as MethodPlugin).run(
+            {
+              model,
+              batch,
+              logits,
+              progress: options.progress,
+              readFile: (path: string) => Deno.readFile(resolvePath(path, baseDir)),
+            },
+            m.params as never,
+          ),
+      ) as Explanation;
+      explanations.push({ ...result, method: m.label });
+    }
+    const outputs: OutputFile[] = [];
+    for (const r of renders) {
+      const produced = await runStage(
+        source,
+        r,
+        () =>
+          (r.plugin as RenderPlugin).run(
+            { batch, explanations, predictions, model },
+            r.params as never,
+          ),
+      ) as OutputFile[];
+      outputs.push(...produced);
+    }
+    if (!options.keepModel && !options.model) await model.dispose();
+    return { model, batch, predictions, explanations, files: outputs, out: config.out ?? "out" };
+  } catch (e) {
+    if (!options.model) await model.dispose();
+    throw e;
+  }
+}
+
+async function runStage<T>(
+  source: PipelineSource,
+  stage: BoundStage,
+  fn: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await fn();
+  } catch (e) {
+    if (e instanceof ParamError) throw source.error([...stage.path, e.key], e.message);
+    if (e instanceof LanternError) throw e;
+    throw new LanternError(
+      `${stage.plugin.kind} '${stage.label}' failed: ${
+        String((e as Error).message ?? e).split("\n")[0]
+      }`,
+    );
+  }
+}

@@ -1,0 +1,40 @@
+/** Shared test helpers: fixture paths, tolerances, and small array comparisons. */
+import { decodeNpy } from "../kernels/npy.ts";
+import type { Tensor } from "../kernels/tensor.ts";
+
+/** Repository root (absolute). */
+export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
+/** The shared pretrained MobileNetV2 beside the checkout. */
+export const MOBILENET = `${ROOT}/../shared/models/imagenet/mobilenet_v2_float32.onnx`;
+/** The bundled emotion classifier. */
+export const EMOTION = `${ROOT}/examples/models/emotion.onnx`;
+
+/** Read a `.npy` fixture relative to the repository root. */
+export function fixture(path: string): Tensor {
+  return decodeNpy(Deno.readFileSync(`${ROOT}/${path}`), path);
+}
+
+/** max |a − b| / max |b| (the relative error used against torch references). */
+export function maxRelativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`Length mismatch: ${a.length} vs ${b.length}`);
+  let diff = 0, scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return diff / (scale || 1);
+}
+
+/** max |a − b|. */
+export function maxAbsError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) throw new Error(`Length mismatch: ${a.length} vs ${b.length}`);
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff = Math.max(diff, Math.abs(a[i] - b[i]));
+  return diff;
+}
+
+/** Whether a WebGPU adapter (any, software included) is available. */
+export async function hasWebGpu(): Promise<boolean> {
+  const { probeWebGpu } = await import("../kernels/backend.ts");
+  return Boolean((await probeWebGpu()).description);
+}

@@ -1,0 +1,101 @@
+import assert from "node:assert/strict";
+import { openModel } from "../plugins/model/onnx_model.ts";
+import { onnxModel } from "../plugins/model/onnx.ts";
+import { loadModelBytes, sha256Hex } from "../plugins/model/source.ts";
+import { batchItem, concatBatch, tensor } from "../kernels/tensor.ts";
+import { Random } from "../kernels/random.ts";
+import { EMOTION, maxAbsError, MOBILENET } from "./_helpers.ts";
+
+const EMOTION_SHA = "a9148c8dea93c79b520d9b7584f1a10228e6ff9c4f0c467dffed10857298cfca";
+
+function noise(dims: number[], seed: number) {
+  const n = dims.reduce((a, b) => a * b, 1);
+  return tensor(new Random(seed).fillNormal(new Float32Array(n)), dims);
+}
+
+Deno.test("onnx model lists every tensor with op and shape", async () => {
+  const model = await openModel(Deno.readFileSync(MOBILENET), { name: "mnv2", backend: "wasm" });
+  const tensors = await model.tensors();
+  const byName = new Map(tensors.map((t) => [t.name, t]));
+  assert.deepEqual(byName.get("697")?.shape, [1, 1280, 7, 7]);
+  assert.equal(byName.get("697")?.op, "Clip");
+  assert.deepEqual(byName.get("logits")?.shape, [1, 1000]);
+  assert.equal(tensors[0].op, "input");
+  await model.dispose();
+});
+
+Deno.test("intermediate tensors are read by name, for a batch as for single images", async () => {
+  const model = await openModel(Deno.readFileSync(EMOTION), { name: "emotion", backend: "wasm" });
+  const x = noise([3, 1, 64, 64], 1);
+  const all = await model.run(x, { outputs: ["add_2/add"] });
+  assert.deepEqual(all["add_2/add"].dims, [3, 256, 8, 8]);
+  const singles = [];
+  for (let i = 0; i < 3; i++) {
+    singles.push((await model.run(batchItem(x, i), { outputs: ["add_2/add"] }))["add_2/add"]);
+  }
+  assert.ok(maxAbsError(concatBatch(singles).data, all["add_2/add"].data) < 1e-4);
+  await assert.rejects(
+    model.run(x, { outputs: ["add_2/ad"] }),
+    /Unknown tensor 'add_2\/ad'.*did you mean 'add_2\/add'/,
+  );
+  await model.dispose();
+});
+
+Deno.test("a wrong input shape is refused with expected vs got", async () => {
+  const model = await openModel(Deno.readFileSync(MOBILENET), { name: "mnv2", backend: "wasm" });
+  await assert.rejects(
+    model.run(noise([1, 3, 200, 200], 2)),
+    /input shape is \[1,3,200,200\], expected \[N,3,224,224\]/,
+  );
+  await model.dispose();
+});
+
+Deno.test("models load from a URL with a sha256 pin and a cache", async () => {
+  const bytes = Deno.readFileSync(EMOTION);
+  assert.equal(await sha256Hex(bytes), EMOTION_SHA);
+  let hits = 0;
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+    hits++;
+    return new Response(bytes);
+  });
+  const url = `http://127.0.0.1:${server.addr.port}/emotion.onnx`;
+  const cacheDir = await Deno.makeTempDir();
+  try {
+    const a = await loadModelBytes(url, { sha256: EMOTION_SHA, cacheDir });
+    const b = await loadModelBytes(url, { sha256: EMOTION_SHA, cacheDir });
+    assert.equal(a.length, bytes.length);
+    assert.equal(b.length, bytes.length);
+    assert.equal(hits, 1, "the second load comes from the cache");
+    await assert.rejects(
+      loadModelBytes(url, { sha256: "0".repeat(64), cacheDir: `${cacheDir}/other` }),
+      /sha256 is a9148c8d.*, expected 0000/,
+    );
+    await assert.rejects(
+      loadModelBytes("http://example.com/m.onnx"),
+      /only https:\/\/ URLs \(or http:\/\/ on loopback\) are allowed/,
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(cacheDir, { recursive: true });
+  }
+});
+
+Deno.test("the onnx plugin finds labels beside the model and reports missing files", async () => {
+  const model = await onnxModel.run(
+    { baseDir: "." },
+    onnxModel.params.parse({ path: EMOTION, backend: "wasm" }),
+  );
+  assert.equal(model.labels?.[3], "happy");
+  await model.dispose();
+  await assert.rejects(
+    onnxModel.run({ baseDir: "." }, onnxModel.params.parse({ path: "nope/missing.onnx" })),
+    /Cannot load model "nope\/missing\.onnx": file not found/,
+  );
+  const notOnnx = await Deno.makeTempFile({ suffix: ".onnx" });
+  await Deno.writeTextFile(notOnnx, "this is not a model");
+  await assert.rejects(
+    openModel(Deno.readFileSync(notOnnx), { name: "bad" }),
+    /Cannot (parse|load) ONNX model/,
+  );
+  await Deno.remove(notOnnx);
+});
