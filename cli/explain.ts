@@ -89,8 +89,10 @@ export async function explain(flags: ExplainFlags, progress?: ProgressFn) {
     methods: [method],
     render: [
       { name: "npy" },
-      { name: "heatmap", methods: [flags.method] },
-      { name: "grid", methods: [flags.method] },
+      // Each draws only what fits it: heatmaps for one-channel and input-space maps, grids for
+      // multi-channel layer maps, so every method gets exactly one picture.
+      { name: "heatmap" },
+      { name: "grid" },
       { name: "json" },
     ],
   };

@@ -7,11 +7,12 @@
  * a port of what libjpeg-turbo runs with its default settings (the ones PIL uses):
  *
  * - Dequantization and inverse DCT: `jpeg_idct_islow` (jidctint.c, 13-bit constants, 2 extra
- *   bits between passes). On x86-64 and Arm libjpeg-turbo runs this through SIMD code that
- *   keeps 16-bit lanes: dequantized values and some sums wrap at 16 bits, the pass-1 results
- *   saturate to 16 bits and the output saturates to 0–255. For every file a real encoder
- *   writes, that is bit-identical to the C code; for crafted coefficients far out of range it
- *   is not, and this port follows the SIMD code, which is what PIL runs.
+ *   bits between passes). On x86-64 libjpeg-turbo runs it as SIMD code (SSE2 and AVX2 compute
+ *   the same) that keeps 16-bit lanes: dequantized values and some sums wrap at 16 bits, the
+ *   pass-1 results saturate to 16 bits and the output saturates to 0–255, where the C code
+ *   wraps through its range-limit table. On the coefficients real encoders write the two are
+ *   bit-identical; on crafted out-of-range ones they are not, and this port follows the SIMD
+ *   code, which is what PIL runs (tests/fixtures/images/jpeg_quant16_64x40.jpg pins it).
  * - Chroma upsampling: libjpeg's "fancy" triangle filters (jdsample.c `h2v1_fancy_upsample`,
  *   `h2v2_fancy_upsample`, `h1v2_fancy_upsample`), with the same edge rules, and plain
  *   replication where libjpeg falls back to it (components 1–2 samples wide, other ratios).

@@ -5,7 +5,7 @@
  * @module
  */
 import { z } from "zod";
-import { Document, isMap, isSeq, LineCounter, parse as parseYaml, parseDocument } from "yaml";
+import { type Document, isMap, isSeq, LineCounter, parse as parseYaml, parseDocument } from "yaml";
 import { LanternError } from "./errors.ts";
 
 /** One stage entry: a built-in `name` or a module `plugin`, plus the plugin's parameters. */

@@ -33,6 +33,11 @@ export async function writeOutputs(
 ): Promise<string[]> {
   const tmpTag = `.lantern-${crypto.randomUUID().slice(0, 8)}.tmp`;
   const staged: [string, string][] = [];
+  const seen = new Set<string>();
+  for (const f of files) {
+    if (seen.has(f.path)) throw new Error(`Cannot write outputs: two renders produced "${f.path}"`);
+    seen.add(f.path);
+  }
   try {
     for (const f of files) {
       if (f.path.split("/").includes("..") || f.path.startsWith("/")) {

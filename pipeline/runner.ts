@@ -5,7 +5,7 @@
  * @module
  */
 import type { z } from "zod";
-import { type Entry, type KeyPath, type PipelineConfig, PipelineSource } from "./config.ts";
+import type { Entry, KeyPath, PipelineConfig, PipelineSource } from "./config.ts";
 import { describeIssue } from "./config.ts";
 import { didYouMean, LanternError, ParamError } from "./errors.ts";
 import { expandGlob } from "./glob.ts";

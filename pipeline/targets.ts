@@ -13,7 +13,15 @@ import type { Prediction } from "./types.ts";
  * several per image); or a list with one entry per image, each an index, `"topK"`, or a list of
  * indices (several per image).
  */
-export const targetParam = z.union([
+export const targetParam: z.ZodDefault<
+  z.ZodUnion<
+    readonly [
+      z.ZodNumber,
+      z.ZodString,
+      z.ZodArray<z.ZodUnion<readonly [z.ZodNumber, z.ZodString, z.ZodArray<z.ZodNumber>]>>,
+    ]
+  >
+> = z.union([
   z.number().int().nonnegative(),
   z.string().regex(/^(top\d+|\d+)$/, "expected a class index or top1, top2, …"),
   z.array(

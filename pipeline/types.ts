@@ -68,6 +68,11 @@ export interface Model {
   readonly outputName: string;
   /** Class names, index-aligned with the scores, when known. */
   readonly labels?: readonly string[];
+  /**
+   * The model file's metadata (ONNX `metadata_props`). Lantern reads `lantern.preprocess`, a JSON
+   * object of `image` preprocess parameters used when a pipeline sets none.
+   */
+  readonly metadata?: Readonly<Record<string, string>>;
   /** Every tensor of the graph with its producing op and shape. */
   tensors(): Promise<readonly TensorInfo[]>;
   /** Run a forward pass; returns the class scores under `outputName` and any requested tensors. */

@@ -152,7 +152,9 @@ async function fdCheck(
     const r = rng(7 + w);
     const n = x.length;
     const count = Math.min(n, options.samples ?? 400);
-    const idx = count === n ? [...Array(n).keys()] : Array.from({ length: count }, () => Math.floor(r() * n));
+    const idx = count === n
+      ? [...Array(n).keys()]
+      : Array.from({ length: count }, () => Math.floor(r() * n));
     let maxRef = 0, maxErr = 0;
     const fd = new Float64Array(n);
     for (const i of idx) {
@@ -169,7 +171,9 @@ async function fdCheck(
     worst = Math.max(worst, rel);
     assert.ok(
       rel <= tol,
-      `${label} d/d${name}: max |fd − grad| = ${maxErr.toExponential(3)} vs max |fd| ${maxRef.toExponential(3)} (rel ${rel.toExponential(2)} > ${tol})`,
+      `${label} d/d${name}: max |fd − grad| = ${maxErr.toExponential(3)} vs max |fd| ${
+        maxRef.toExponential(3)
+      } (rel ${rel.toExponential(2)} > ${tol})`,
     );
     assert.ok(maxRef > 0, `d/d${name} is not identically zero`);
   }
@@ -213,9 +217,13 @@ Deno.test("conv: depthwise stride 2 with (H+2p−k) % s ≠ 0, and auto_pad SAME
   const w = makeTensor("w", uniform([5, 1, 3, 3], 4), { dims: [5, 1, 3, 3] });
   const x = input([2, 5, 8, 7], uniform([2, 5, 8, 7], 5));
   await fdCheck(
-    model({ x }, (b) => b.op("Conv", ["x", "w"], { group: 5, strides: [2, 2], pads: [1, 1, 1, 1] }), {
-      initializers: [w],
-    }),
+    model(
+      { x },
+      (b) => b.op("Conv", ["x", "w"], { group: 5, strides: [2, 2], pads: [1, 1, 1, 1] }),
+      {
+        initializers: [w],
+      },
+    ),
     { x },
   );
   const w2 = makeTensor("w", uniform([3, 5, 4, 3], 6), { dims: [3, 5, 4, 3] });
@@ -237,7 +245,11 @@ Deno.test("gemm: transA/transB, alpha/beta, broadcast C (gradient w.r.t. A, B an
     const a = input(ta ? [4, 3] : [3, 4], uniform([12], 10 + ta));
     const bm = input(tb ? [5, 4] : [4, 5], uniform([20], 12 + tb));
     const c = input([5], uniform([5], 14));
-    const ins = { a: { ...a, symbolic: a.dims }, b: { ...bm, symbolic: bm.dims }, c: { ...c, symbolic: c.dims } };
+    const ins = {
+      a: { ...a, symbolic: a.dims },
+      b: { ...bm, symbolic: bm.dims },
+      c: { ...c, symbolic: c.dims },
+    };
     await fdCheck(
       model(ins, (b) =>
         b.op("Gemm", ["a", "b", "c"], {
@@ -317,11 +329,15 @@ Deno.test("piecewise-linear activations away from their kinks", async () => {
   await fdCheck(model(x, unary("Relu")), x, { eps });
   await fdCheck(model(x, unary("Abs")), x, { eps });
   await fdCheck(model(x, unary("LeakyRelu", { alpha: { f: 0.1 } })), x, { eps });
-  await fdCheck(model(x, unary("HardSigmoid", { alpha: { f: 0.4 }, beta: { f: 0.5 } })), x, { eps });
+  await fdCheck(model(x, unary("HardSigmoid", { alpha: { f: 0.4 }, beta: { f: 0.5 } })), x, {
+    eps,
+  });
   const wide = { x: input(X, spread(X, 51, 0.33)) };
   await fdCheck(model(wide, unary("HardSwish")), wide, { eps });
   await fdCheck(model(wide, (b) => b.op("Clip", ["x", b.scalar(0), b.scalar(2)])), wide, { eps });
-  await fdCheck(model(wide, (b) => b.op("Clip", ["x", b.scalar(-1.5), b.scalar(2)])), wide, { eps });
+  await fdCheck(model(wide, (b) => b.op("Clip", ["x", b.scalar(-1.5), b.scalar(2)])), wide, {
+    eps,
+  });
   await fdCheck(model(wide, (b) => b.op("Clip", ["x", "", b.scalar(1)])), wide, { eps });
   // Opset 10: Clip bounds are attributes; the gradient graph (opset 16) turns them into inputs.
   await fdCheck(
@@ -367,14 +383,26 @@ Deno.test("averagepool: count_include_pad 0/1, pads, ceil_mode", async () => {
       await fdCheck(
         model(
           x,
-          unary("AveragePool", { kernel_shape: [3, 3], strides: [2, 2], pads: [1, 1, 1, 1], count_include_pad, ceil_mode }),
+          unary("AveragePool", {
+            kernel_shape: [3, 3],
+            strides: [2, 2],
+            pads: [1, 1, 1, 1],
+            count_include_pad,
+            ceil_mode,
+          }),
         ),
         x,
       );
       await fdCheck(
         model(
           x,
-          unary("AveragePool", { kernel_shape: [2, 3], strides: [2, 2], pads: [0, 1, 1, 0], count_include_pad, ceil_mode }),
+          unary("AveragePool", {
+            kernel_shape: [2, 3],
+            strides: [2, 2],
+            pads: [0, 1, 1, 0],
+            count_include_pad,
+            ceil_mode,
+          }),
         ),
         x,
       );
@@ -459,27 +487,51 @@ Deno.test("data movement: concat, split, slice, transpose, reshape, squeeze, pad
     x,
   );
   await fdCheck(
-    model(x, (b) => b.op("Slice", ["x", b.ints([-4, 1]), b.ints([100, 4]), b.ints([2, 3]), b.ints([2, 2])])),
+    model(
+      x,
+      (b) =>
+        b.op("Slice", ["x", b.ints([-4, 1]), b.ints([100, 4]), b.ints([2, 3]), b.ints([2, 2])]),
+    ),
     x,
   );
   await fdCheck(model(x, unary("Transpose", { perm: [0, 2, 3, 1] })), x);
   await fdCheck(model(x, (b) => b.op("Reshape", ["x", b.ints([0, -1, 2])])), x);
   await fdCheck(model(x, unary("Flatten", { axis: 2 })), x);
   await fdCheck(
-    model(x, (b) => b.op("Squeeze", [b.op("Unsqueeze", ["x"], { axes: [0, 3] })], { axes: [0] }), { opset: 11 }),
+    model(x, (b) => b.op("Squeeze", [b.op("Unsqueeze", ["x"], { axes: [0, 3] })], { axes: [0] }), {
+      opset: 11,
+    }),
     x,
   );
-  await fdCheck(model(x, (b) => b.op("Pad", ["x", b.ints([0, 1, 2, 0, 0, 0, 1, 3]), b.scalar(0.5)])), x);
+  await fdCheck(
+    model(x, (b) => b.op("Pad", ["x", b.ints([0, 1, 2, 0, 0, 0, 1, 3]), b.scalar(0.5)])),
+    x,
+  );
   await fdCheck(model(x, (b) => b.op("Pad", ["x", b.ints([0, 0, -1, 1, 0, 0, 1, -2])])), x);
-  await fdCheck(model(x, (b) => b.op("Gather", ["x", b.constant([2], { type: "int64", dims: [] })], { axis: 2 })), x);
+  await fdCheck(
+    model(
+      x,
+      (b) => b.op("Gather", ["x", b.constant([2], { type: "int64", dims: [] })], { axis: 2 }),
+    ),
+    x,
+  );
   await fdCheck(model(x, (b) => b.op("Gather", ["x", b.ints([3, 0, 3, -1])], { axis: 2 })), x);
   await fdCheck(model(x, (b) => b.op("Gather", ["x", b.ints([1, 2])], { axis: 3 })), x);
-  await fdCheck(model(x, (b) => b.op("Cast", [b.op("Identity", [b.op("Dropout", ["x"])])], { to: 1 })), x);
+  await fdCheck(
+    model(x, (b) => b.op("Cast", [b.op("Identity", [b.op("Dropout", ["x"])])], { to: 1 })),
+    x,
+  );
   // A reshape whose target shape is computed in the graph (x.view(x.size(0), -1)).
   await fdCheck(
     model(x, (b) => {
-      const n = b.op("Gather", [b.op("Shape", ["x"]), b.constant([0], { type: "int64", dims: [] })], { axis: 0 });
-      const shape = b.op("Concat", [b.op("Unsqueeze", [n, b.ints([0])]), b.ints([-1])], { axis: 0 });
+      const n = b.op(
+        "Gather",
+        [b.op("Shape", ["x"]), b.constant([0], { type: "int64", dims: [] })],
+        { axis: 0 },
+      );
+      const shape = b.op("Concat", [b.op("Unsqueeze", [n, b.ints([0])]), b.ints([-1])], {
+        axis: 0,
+      });
       return b.op("Gemm", [b.op("Reshape", ["x", shape]), "fc"], { transB: 1 });
     }, { initializers: [makeTensor("fc", uniform([7, 60], 112), { dims: [7, 60] })] }),
     x,
@@ -505,7 +557,15 @@ Deno.test("fan-out, gradient w.r.t. an intermediate tensor, and several wrt", as
   await fdCheck(bytes, x, { eps: 1e-3 });
   // Gradient w.r.t. the intermediate `h` equals the analytic d/dh of the head.
   const { grads, seed } = await gradients(bytes, x, { wrt: ["h", "x"] });
-  const fwd = await session(model(x, (b) => b.node("Conv", ["x", "w"], { attrs: { pads: [1, 1, 1, 1] }, outputs: ["h"] })[0], { initializers: [w] }));
+  const fwd = await session(
+    model(
+      x,
+      (b) => b.node("Conv", ["x", "w"], { attrs: { pads: [1, 1, 1, 1] }, outputs: ["h"] })[0],
+      {
+        initializers: [w],
+      },
+    ),
+  );
   const h = (await fwd.run(feeds(x)))["out"].data as Float32Array;
   let err = 0, ref = 0;
   for (let i = 0; i < h.length; i++) {
@@ -549,12 +609,18 @@ Deno.test("relu rules: standard, guided, deconvnet on Relu and ReLU6-like Clip",
   const xs = spread(dims, 150, 0.6);
   const x = { x: input(dims, xs) };
   for (const kind of ["Relu", "Clip"]) {
-    const bytes = model(x, (b) => kind === "Relu" ? b.op("Relu", ["x"]) : b.op("Clip", ["x", b.scalar(0), b.scalar(3)]));
+    const bytes = model(
+      x,
+      (b) => kind === "Relu" ? b.op("Relu", ["x"]) : b.op("Clip", ["x", b.scalar(0), b.scalar(3)]),
+    );
     for (const relu of ["standard", "guided", "deconvnet"] as const) {
       const gg = buildGradientGraph(bytes, { of: "out", wrt: ["x"], relu });
       const s = await session(gg.bytes);
       const seed = uniform(dims, 151);
-      const g = (await s.run({ x: new ort.Tensor("float32", xs, dims), [gg.seed]: new ort.Tensor("float32", seed, dims) }))[gg.grads[0]].data as Float32Array;
+      const g = (await s.run({
+        x: new ort.Tensor("float32", xs, dims),
+        [gg.seed]: new ort.Tensor("float32", seed, dims),
+      }))[gg.grads[0]].data as Float32Array;
       for (let i = 0; i < xs.length; i++) {
         const pass = xs[i] > 0 && (kind === "Relu" || xs[i] < 3);
         const want = relu === "standard"
@@ -590,5 +656,8 @@ Deno.test("errors: an op without a rule on a gradient path names the node and th
     () => buildGradientGraph(bytes, { of: "out", wrt: ["x"] }),
     /Cannot differentiate node "topk_node[^"]*" \(TopK\): no backward rule; supported ops are .*Conv/,
   );
-  assert.throws(() => buildGradientGraph(bytes, { of: "nope", wrt: ["x"] }), /'of' tensor "nope" is not in the graph/);
+  assert.throws(
+    () => buildGradientGraph(bytes, { of: "nope", wrt: ["x"] }),
+    /'of' tensor "nope" is not in the graph/,
+  );
 });

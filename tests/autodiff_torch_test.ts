@@ -27,7 +27,11 @@ const opManifest = JSON.parse(Deno.readTextFileSync(`${ROOT}/${OPS}/manifest.jso
   cases: OpCase[];
 };
 
-const SUFFIX: Record<ReluRule, string> = { standard: "grad", guided: "guided", deconvnet: "deconv" };
+const SUFFIX: Record<ReluRule, string> = {
+  standard: "grad",
+  guided: "guided",
+  deconvnet: "deconv",
+};
 
 for (const c of opManifest.cases) {
   Deno.test(`op ${c.name} (opset ${c.opset}) vs torch: ${c.description}`, async () => {

@@ -76,12 +76,6 @@ function runImage(
   );
 }
 
-/** Decode, `Resize(256)`, `CenterCrop(224)`: the torchvision recipe up to `ToTensor()`. */
-function torchvisionCrop(image: RgbaImage): RgbaImage {
-  const size = { width: 224, height: 224 };
-  return centerCrop(resizeBilinear(image, shortSideSize(image, 256)), size);
-}
-
 function report(label: string, d: { max: number; mean: number }): void {
   console.log(`  ${label}: max ${d.max}/255, mean ${d.mean.toFixed(4)}/255`);
 }
@@ -217,35 +211,111 @@ Deno.test("image tensor equals torchvision Normalize(ToTensor(crop)) in float32"
   assert.equal(max, 0);
 });
 
-Deno.test("JPEG: jpeg-js decode vs PIL (libjpeg-turbo), and each pipeline stage", async () => {
-  // jpeg-js's integer IDCT is not libjpeg's "islow" one, so decoded pixels differ by a few
-  // levels; the resize is proven separately on PIL's own decode (stored losslessly as PNG).
-  const cases: [string, URL, boolean][] = [
-    ["grace_hopper", new URL("grace_hopper.jpg", EXAMPLES), true],
-    ["progressive_333x250", new URL("progressive_333x250.jpg", FIXTURES), true],
-    ["sub422_161x121", new URL("sub422_161x121.jpg", FIXTURES), false],
-    ["sub444_97x83", new URL("sub444_97x83.jpg", FIXTURES), false],
-    ["gray_100x75", new URL("gray_100x75.jpg", FIXTURES), false],
-  ];
-  for (const [name, url, pipeline] of cases) {
-    const ours = decodeFile(await Deno.readFile(url), `${name}.jpg`);
-    const pil = decodeFile(await fixture(`${name}.pil.png`), `${name}.pil.png`);
-    const pilRgb = new Uint8Array(pil.width * pil.height * 3);
-    for (let i = 0; i < pil.width * pil.height; i++) {
-      pilRgb.set(pil.data.subarray(i * 4, i * 4 + 3), i * 3);
-    }
-    const decode = rgbDiff(ours, pilRgb);
-    report(`${name} decode, jpeg-js vs PIL`, decode);
-    assert.ok(decode.max <= 6 && decode.mean < 0.5, `${name}: decode drifted from PIL`);
-    if (!pipeline) continue;
-    const ref = (await u8Npy(`${name}.crop.npy`)).data;
-    const onPil = rgbDiff(torchvisionCrop(pil), ref);
-    report(`${name} resize+crop on PIL's decode`, onPil);
-    assert.ok(onPil.max <= 1, `${name}: resize on PIL pixels is off by ${onPil.max}/255`);
-    const whole = rgbDiff(torchvisionCrop(ours), ref);
-    report(`${name} whole pipeline (jpeg-js decode)`, whole);
-    assert.ok(whole.max <= 3 && whole.mean < 0.5, `${name}: pipeline drifted from PIL`);
+/** Every JPEG fixture, each with PIL's decode stored beside it as `<name>.pil.png`. */
+const JPEG_CASES: [string, URL][] = [
+  // Baseline 4:2:0, 512x600 (the size the decoding speed is quoted for).
+  ["grace_hopper", new URL("grace_hopper.jpg", EXAMPLES)],
+  ...[
+    "progressive_333x250",
+    "sub422_161x121",
+    "sub444_97x83",
+    "gray_100x75",
+    "jpeg_420_75x53",
+    "jpeg_440_67x49",
+    "jpeg_411_90x34",
+    "jpeg_mixed_59x43",
+    "jpeg_restart_83x61",
+    "jpeg_progressive_restart_71x45",
+    "jpeg_gray_progressive_50x38",
+    "jpeg_rgb_45x29",
+    "jpeg_cmyk_61x37",
+    "jpeg_ycck_61x37",
+    "jpeg_tiny_3x3_420",
+    "jpeg_tiny_5x2_422",
+    "jpeg_tiny_4x5_422",
+    "jpeg_tiny_2x5_440",
+    "jpeg_quant16_64x40",
+  ].map((name): [string, URL] => [name, new URL(`${name}.jpg`, FIXTURES)]),
+];
+
+async function pilDecode(name: string): Promise<Uint8Array> {
+  const pil = decodeFile(await fixture(`${name}.pil.png`), `${name}.pil.png`);
+  const rgb = new Uint8Array(pil.width * pil.height * 3);
+  for (let i = 0; i < pil.width * pil.height; i++) {
+    rgb.set(pil.data.subarray(i * 4, i * 4 + 3), i * 3);
   }
+  return rgb;
+}
+
+Deno.test("JPEG: decoded pixels equal PIL's (libjpeg-turbo 2.1.5) in every mode", async () => {
+  for (const [name, url] of JPEG_CASES) {
+    const ours = decodeFile(await Deno.readFile(url), `${name}.jpg`);
+    const d = rgbDiff(ours, await pilDecode(name));
+    report(`${name} decode vs PIL`, d);
+    assert.equal(d.max, 0, `${name}: decode differs from PIL by up to ${d.max}/255`);
+  }
+});
+
+Deno.test("JPEG: preset 'imagenet' reproduces torchvision on JPEGs exactly", async () => {
+  const names = ["grace_hopper", "progressive_333x250"];
+  const batch = await runImage(names.map((n) => JPEG_CASES.find(([c]) => c === n)![1].pathname));
+  for (const [i, name] of names.entries()) {
+    const d = rgbDiff(batch.images![i], (await u8Npy(`${name}.crop.npy`)).data);
+    report(`${name} whole pipeline vs torchvision`, d);
+    assert.equal(d.max, 0, `${name}: pipeline differs from torchvision by up to ${d.max}/255`);
+  }
+});
+
+/** The JPEG without its DHT segments (the scan header always comes after them in PIL files). */
+function withoutHuffmanTables(jpg: Uint8Array): Uint8Array {
+  const parts: Uint8Array[] = [jpg.subarray(0, 2)];
+  let at = 2;
+  while (jpg[at + 1] !== 0xda) {
+    const end = at + 2 + ((jpg[at + 2] << 8) | jpg[at + 3]);
+    if (jpg[at + 1] !== 0xc4) parts.push(jpg.subarray(at, end));
+    at = end;
+  }
+  parts.push(jpg.subarray(at));
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  parts.reduce((offset, p) => (out.set(p, offset), offset + p.length), 0);
+  return out;
+}
+
+Deno.test("JPEG: a file without Huffman tables uses the standard ones, as libjpeg does", async () => {
+  // PIL writes the standard tables unless asked to optimize them, so this must change nothing.
+  const jpg = await fixture("jpeg_420_75x53.jpg");
+  const bare = withoutHuffmanTables(jpg);
+  assert.ok(bare.length < jpg.length - 400, "no Huffman tables were removed");
+  const a = decodeFile(bare, "bare.jpg").data, b = decodeFile(jpg, "full.jpg").data;
+  assert.equal(a.filter((v, i) => v !== b[i]).length, 0);
+});
+
+Deno.test("JPEG: unsupported or damaged files fail with one line", async () => {
+  const jpg = await fixture("jpeg_420_75x53.jpg");
+  const sof = jpg.findIndex((b, i) => b === 0xff && jpg[i + 1] === 0xc0);
+  const patched = (at: number, ...values: number[]) => {
+    const copy = jpg.slice();
+    copy.set(values, at);
+    return copy;
+  };
+  const fails = (bytes: Uint8Array, message: string) =>
+    assert.throws(() => decodeImage(bytes, "x.jpg"), {
+      message: `Cannot decode "x.jpg": ${message}`,
+    });
+  fails(patched(sof + 1, 0xc9), "arithmetic-coded sequential JPEG is not supported");
+  fails(patched(sof + 1, 0xc3), "lossless JPEG is not supported");
+  fails(patched(sof + 4, 12), "12-bit JPEG is not supported");
+  fails(patched(sof + 7, 0xff, 0xdd), "65501x53 is over libjpeg's limit of 65500 pixels a side");
+  const restart = await fixture("jpeg_restart_83x61.jpg");
+  const rst1 = restart.findIndex((b, i) => b === 0xff && restart[i + 1] === 0xd1);
+  const badRestart = restart.slice();
+  badRestart[rst1 + 1] = 0xd5;
+  fails(badRestart, "corrupt JPEG data (expected restart marker RST1, found 0xFFD5)");
+  const progressive = await fixture("progressive_333x250.jpg");
+  fails(
+    progressive.subarray(0, progressive.length >> 1),
+    "corrupt JPEG data (truncated: no end-of-image marker)",
+  );
 });
 
 Deno.test("JPEG: an Adobe APP14 colour-transform flag does not convert YCbCr twice", async () => {
@@ -346,11 +416,14 @@ Deno.test("decode errors are one line and name the file", async () => {
 
 Deno.test("image plugin errors: channel count, missing file, bad bytes", async () => {
   const bytes = await Deno.readFile(new URL("chelsea.png", EXAMPLES));
-  await assert.rejects(runImage([{ name: "x.png", bytes }], {}, [1, 1, 224, 224]), {
-    name: "LanternError",
-    message:
-      'Cannot preprocess "x.png" for model: it takes 1 channel(s), preset "imagenet" makes 3 — use preset "grayscale"',
-  });
+  await assert.rejects(
+    runImage([{ name: "x.png", bytes }], { preset: "imagenet" }, [1, 1, 224, 224]),
+    {
+      name: "LanternError",
+      message:
+        'Cannot preprocess "x.png" for model: it takes 1 channel(s), preset "imagenet" makes 3 — use preset "grayscale"',
+    },
+  );
   await assert.rejects(runImage(["x.png"]), {
     name: "LanternError",
     message: 'Cannot read input "x.png": file not found',

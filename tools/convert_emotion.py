@@ -565,7 +565,9 @@ def convert(json_path):
         + (" (TF Softmax dropped)." if dropped_softmax else "."))
     meta = {"labels": "angry,disgust,fear,happy,sad,surprise,neutral",
             "source": "npm:@vladmandic/human@3.3.6/models/emotion.json",
-            "softmax_removed": str(dropped_softmax).lower()}
+            "softmax_removed": str(dropped_softmax).lower(),
+            # Read by Lantern's `image` preprocess when a pipeline does not set its own.
+            "lantern.preprocess": '{"preset":"grayscale","mean":[0.5],"std":[0.5]}'}
     for k, v in meta.items():
         model.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
     onnx.checker.check_model(model, full_check=True)

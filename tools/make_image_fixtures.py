@@ -5,6 +5,10 @@ Run with Debian's Python (it has PIL 9.4 and torchvision 0.14), from the reposit
 
     /usr/bin/python3 tools/make_image_fixtures.py
 
+The JPEG cases PIL cannot write (4:4:0 and 4:1:1 sampling, restart markers, RGB JPEG) are made
+with `cjpeg` and checked with `djpeg` from libjpeg-turbo-progs, the same libjpeg-turbo 2.1.5 that
+PIL links (`apt-get install libjpeg-turbo-progs`).
+
 References come from PIL and torchvision themselves, never from Lantern code. It writes, under
 tests/fixtures/images/:
 
@@ -20,6 +24,12 @@ tests/fixtures/images/:
   the tensor before normalization.
 * `<name>.pil.png`: PIL's own decode of each JPEG (libjpeg-turbo), stored losslessly, so the
   tests can measure the JPEG decoder apart from the resize.
+* `jpeg_*.jpg`: one small JPEG per decoder path, each with its `.pil.png`: 4:2:0, 4:4:0, 4:1:1
+  and mixed sampling; restart intervals (sequential and progressive); progressive grey; RGB,
+  CMYK and YCCK colour; images 2 and 3 chroma samples wide, where libjpeg stops filtering; and
+  `jpeg_quant16_64x40.jpg`, with 16-bit quantization tables so large that the coefficients
+  leave the range of real images (there libjpeg-turbo's C and SIMD inverse DCTs differ; PIL
+  runs the SIMD one, and the script asserts the two differ on that file).
 * `<name>.rgba.npy`: uint8 [H,W,4], `Image.open(path).convert("RGBA")` for the small PNGs
   (16-bit grey: see the note in `png_cases`).
 * `chelsea.gray.npy`: uint8 [224,224], `Image.open(...).convert("L").resize((224, 224),
@@ -30,9 +40,12 @@ tests/fixtures/images/:
   small RGB image and its "L" conversion to many sizes (up, down, one axis only, 1 pixel);
   the .npy is all results flattened end to end, the JSON lists `[mode, width, height, offset]`.
 """
+import io
 import json
 import os
 import struct
+import subprocess
+import tempfile
 import zlib
 
 import numpy as np
@@ -194,6 +207,118 @@ def make_synthetic():
     coffee.convert("L").resize((100, 75), Image.LANCZOS).save(out("gray_100x75.jpg"), quality=80)
 
 
+def _jpeg_segments(data):
+    """The marker segments of a JPEG up to its first scan, as (marker, bytes), then the rest."""
+    i, segments = 2, []
+    while True:
+        marker = data[i + 1]
+        if marker == 0xDA:
+            return segments, data[i:]
+        length = struct.unpack(">H", data[i + 2:i + 4])[0]
+        segments.append((marker, data[i:i + 2 + length]))
+        i += 2 + length
+
+
+def _with_quant16(data, seed):
+    """The JPEG with each quantization table replaced by random 16-bit values."""
+    rng = np.random.default_rng(seed)
+    segments, rest = _jpeg_segments(data)
+    result = data[:2]
+    for marker, segment in segments:
+        if marker == 0xDB:
+            body, p, tables = segment[4:], 0, b""
+            while p < len(body):
+                table_id = body[p] & 15
+                values = rng.integers(1, 65536, 64)
+                tables += bytes([0x10 | table_id]) + b"".join(struct.pack(">H", v) for v in values)
+                p += 1 + (128 if body[p] >> 4 else 64)
+            segment = b"\xff\xdb" + struct.pack(">H", len(tables) + 2) + tables
+        result += segment
+    return result + rest
+
+
+def _with_adobe_transform(data, transform):
+    """The JPEG with its Adobe APP14 colour-transform byte set to `transform`."""
+    segments, _ = _jpeg_segments(data)
+    at = 2
+    for marker, segment in segments:
+        if marker == 0xEE and segment[4:9] == b"Adobe":
+            patched = bytearray(data)
+            patched[at + 4 + 11] = transform
+            return bytes(patched)
+        at += len(segment)
+    raise ValueError("no Adobe APP14 segment")
+
+
+def make_jpeg_cases():
+    """Small JPEGs, one per decoder path, each with PIL's decode as `<name>.pil.png`."""
+    chelsea = Image.open(os.path.join(EXAMPLES, "chelsea.png")).convert("RGB")
+    coffee = Image.open(os.path.join(EXAMPLES, "coffee.png")).convert("RGB")
+    names = []
+
+    def pil(name, im, **options):
+        im.save(out(name + ".jpg"), **options)
+        names.append(name)
+
+    def cjpeg(name, im, *args):
+        with tempfile.TemporaryDirectory() as tmp:
+            src = os.path.join(tmp, "in.ppm")
+            im.save(src)
+            subprocess.run(["cjpeg", *args, "-outfile", out(name + ".jpg"), src], check=True)
+        names.append(name)
+
+    def crafted(name, data):
+        with open(out(name + ".jpg"), "wb") as f:
+            f.write(data)
+        names.append(name)
+
+    cat = chelsea.crop((150, 30, 350, 200))
+    pil("jpeg_420_75x53", cat.resize((75, 53), Image.LANCZOS), quality=75, subsampling=2)
+    cjpeg("jpeg_440_67x49", cat.resize((67, 49), Image.LANCZOS), "-quality", "85", "-sample",
+          "1x2")
+    cjpeg("jpeg_411_90x34", coffee.resize((90, 34), Image.LANCZOS), "-quality", "80", "-sample",
+          "4x1")
+    # Cb at half width and height, Cr at half width only: h2v2 and h2v1 filters in one file.
+    cjpeg("jpeg_mixed_59x43", cat.resize((59, 43), Image.LANCZOS), "-sample", "2x2,1x1,1x2")
+    # Every 3 MCUs, so intervals end mid-row.
+    cjpeg("jpeg_restart_83x61", coffee.resize((83, 61), Image.LANCZOS), "-sample", "2x2",
+          "-restart", "3B")
+    cjpeg("jpeg_progressive_restart_71x45", cat.resize((71, 45), Image.LANCZOS), "-sample",
+          "2x1", "-progressive", "-restart", "1")
+    pil("jpeg_gray_progressive_50x38", coffee.convert("L").resize((50, 38), Image.LANCZOS),
+        quality=70, progressive=True)
+    cjpeg("jpeg_rgb_45x29", Image.fromarray(to_u8(pattern(45, 29, 21))), "-rgb")
+    cmyk = cat.resize((61, 37), Image.LANCZOS).convert("CMYK")
+    pil("jpeg_cmyk_61x37", cmyk, quality=90)
+    # The same entropy-coded data, declared YCCK: libjpeg converts it to CMYK first.
+    with open(out("jpeg_cmyk_61x37.jpg"), "rb") as f:
+        crafted("jpeg_ycck_61x37", _with_adobe_transform(f.read(), 2))
+    # Chroma rows 2, 3 and 2 samples wide: libjpeg filters only rows of 3 or more.
+    for (w, h), sampling in (((3, 3), 2), ((5, 2), 1), ((4, 5), 1)):
+        tiny = Image.fromarray(to_u8(pattern(w, h, w * 10 + h)))
+        pil(f"jpeg_tiny_{w}x{h}_{'420' if sampling == 2 else '422'}", tiny, quality=90,
+            subsampling=sampling)
+    # 4:4:0 is filtered vertically whatever the width.
+    cjpeg("jpeg_tiny_2x5_440", Image.fromarray(to_u8(pattern(2, 5, 25))), "-sample", "1x2")
+    noise = Image.fromarray(np.random.default_rng(23).integers(0, 256, (40, 64, 3), np.uint8))
+    buffer = io.BytesIO()
+    noise.save(buffer, "JPEG", quality=50, subsampling=2)
+    crafted("jpeg_quant16_64x40", _with_quant16(buffer.getvalue(), 24))
+
+    for name in names:
+        Image.open(out(name + ".jpg")).convert("RGB").save(out(name + ".pil.png"), optimize=True)
+    # libjpeg-turbo's C inverse DCT wraps out-of-range values where its SIMD code saturates.
+    pil_pixels = np.asarray(Image.open(out("jpeg_quant16_64x40.jpg")).convert("RGB"))
+    with tempfile.TemporaryDirectory() as tmp:
+        ppm = os.path.join(tmp, "c.ppm")
+        env = dict(os.environ, JSIMD_FORCENONE="1")
+        subprocess.run(["djpeg", "-outfile", ppm, out("jpeg_quant16_64x40.jpg")], env=env,
+                       check=True)
+        c_pixels = np.asarray(Image.open(ppm).convert("RGB"))
+    assert (c_pixels != pil_pixels).any(), "jpeg_quant16 does not tell the C and SIMD IDCTs apart"
+    print(f"{len(names)} JPEG cases")
+
+
 def png_cases():
     """Small PNGs in every colour type and depth, each with PIL's RGBA reading as reference.
 
@@ -314,6 +439,7 @@ def make_resize_cases():
 def main():
     os.makedirs(OUT, exist_ok=True)
     make_synthetic()
+    make_jpeg_cases()
     png_cases()
     make_references()
     make_resize_cases()

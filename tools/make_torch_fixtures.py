@@ -682,6 +682,23 @@ def part_a(writer, shared_dir):
 
     occ, n_windows = occlusion_captum(model, x[:1], int(targets[0]), 32, 16, 0.0)
 
+    # Integrated gradients of image 0 at 64 Gauss-Legendre points from a zero baseline, with
+    # its completeness gap: this ReLU6 net's integrand is rough, so the gap is intrinsic.
+    nodes, w = np.polynomial.legendre.leggauss(64)
+    ig64 = integrated_gradients_ref(model, x[:1], targets[:1], 0.5 * (nodes + 1), 0.5 * w,
+                                    torch.zeros_like(x[:1]))
+    with torch.no_grad():
+        f_delta = float(logits[0, targets[0]] - model(torch.zeros_like(x[:1]))[0, targets[0]])
+    check["ig64_completeness_gap_relative"] = round(abs(float(ig64.sum()) - f_delta) / abs(f_delta), 4)
+
+    # The same input gradient in float32: in this dequantized net many pre-activations sit at
+    # ReLU6's bounds, so float32 rounding flips masks; this is the float32 noise floor.
+    x32g = x32.clone().requires_grad_(True)
+    out32 = model32(x32g)
+    grad_x32 = torch.autograd.grad(out32[torch.arange(len(images)), targets].sum(), x32g)[0]
+    check["input_gradient_float32_vs_float64_rel"] = max_abs(
+        to_np(grad_x32), to_np(grad_x)) / float(grad_x.abs().max())
+
     d = "imagenet_mobilenet_v2"
     arrays = {
         "input": writer.npy(f"{d}/input.npy", x32, "chelsea, coffee preprocessed (torchvision)"),
@@ -693,6 +710,12 @@ def part_a(writer, shared_dir):
         "cam_relu": writer.npy(f"{d}/cam_relu.npy", F.relu(cam), "ReLU(cam) [2,1,7,7]"),
         "input_gradient": writer.npy(f"{d}/input_gradient.npy", grad_x,
                                      "d logit[n,target_n] / d input [2,3,224,224]"),
+        "ig_gausslegendre64": writer.npy(
+            f"{d}/ig_gausslegendre64.npy", ig64,
+            "integrated gradients of image 0, target 285, 64 Gauss-Legendre, zeros [1,3,224,224]"),
+        "input_gradient_float32": writer.npy(
+            f"{d}/input_gradient_float32.npy", grad_x32,
+            "the same input gradient computed by torch in float32 (noise floor) [2,3,224,224]"),
         "layer_gradient_697": writer.npy(f"{d}/layer_gradient_697.npy", grad_a,
                                          "d logit[n,target_n] / d tensor 697 [2,1280,7,7]"),
         "gradcam": writer.npy(f"{d}/gradcam.npy", gradcam,
@@ -1021,6 +1044,127 @@ def find_onnx_name(model, values, ref, label):
     return real[0], [f[0] for f in real[1:]]
 
 
+# --- Path methods (integrated gradients, SmoothGrad) -------------------------------------------
+# Not resnet_basic: at one of its 16 IG points a ReLU input sits within float32 noise of 0, and
+# torch float32 itself gives image 1 a 0.5%-different IG depending on the batch it runs in.
+PATH_METHOD_MODELS = {"mobilenet_v3_small", "efficientnet"}
+M32 = 0xFFFFFFFF
+
+
+def _rotl(x, k):
+    return ((x << k) | (x >> (32 - k))) & M32
+
+
+class LanternRandom:
+    """Bit-exact port of kernels/random.ts (splitmix32 seeding, xoshiro128**, Box-Muller)."""
+
+    def __init__(self, seed):
+        x = seed & M32
+        self.s = []
+        for _ in range(4):
+            x = (x + 0x9E3779B9) & M32
+            z = x
+            z = ((z ^ (z >> 16)) * 0x85EBCA6B) & M32
+            z = ((z ^ (z >> 13)) * 0xC2B2AE35) & M32
+            self.s.append((z ^ (z >> 16)) & M32)
+        self.spare = None
+
+    def next_uint32(self):
+        s = self.s
+        result = (_rotl((s[1] * 5) & M32, 7) * 9) & M32
+        t = (s[1] << 9) & M32
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = _rotl(s[3], 11)
+        return result
+
+    def uniform(self):
+        return self.next_uint32() / 4294967296.0
+
+    def normal(self):
+        if self.spare is not None:
+            v, self.spare = self.spare, None
+            return v
+        u = 0.0
+        while u == 0.0:
+            u = self.uniform()
+        v = self.uniform()
+        r = math.sqrt(-2.0 * math.log(u))
+        self.spare = r * math.sin(2.0 * math.pi * v)
+        return r * math.cos(2.0 * math.pi * v)
+
+
+def _target_grad(model, points, targets):
+    p = points.clone().requires_grad_(True)
+    out = model(p)
+    return torch.autograd.grad(out[torch.arange(p.shape[0]), targets].sum(), p)[0]
+
+
+def integrated_gradients_ref(model, x, targets, alphas, weights, baseline):
+    """Captum's IntegratedGradients: (x - x') * sum_k w_k grad F(x' + a_k (x - x')).
+
+    Path points are formed in float64 and rounded to the model's dtype, as Lantern forms them.
+    """
+    dtype = next(model.parameters()).dtype
+    x, baseline = x.double(), baseline.double()
+    total = torch.zeros_like(x)
+    for a, w in zip(alphas, weights):
+        points = (baseline + float(a) * (x - baseline)).float().to(dtype)
+        total += float(w) * _target_grad(model, points, targets).double()
+    return (x - baseline) * total
+
+
+def smoothgrad_ref(model, x32, targets, samples, sigma_frac, seed):
+    """NoiseTunnel over the plain gradient with Lantern's noise stream (same seed, same order)."""
+    dtype = next(model.parameters()).dtype
+    rng = LanternRandom(seed)
+    n = x32.shape[0]
+    per = x32[0].numel()
+    grads = []
+    for r in range(n):
+        row = x32[r].reshape(-1).numpy()
+        sigma = sigma_frac * (float(row.max()) - float(row.min()))
+        for _ in range(samples):
+            noise = np.array([rng.normal() * sigma for _ in range(per)], dtype=np.float32)
+            noisy = torch.from_numpy((noise + row).astype(np.float32)).reshape(1, *x32.shape[1:])
+            grads.append(_target_grad(model, noisy.to(dtype), targets[r:r + 1]).double())
+    g = torch.stack(grads).reshape(n, samples, *x32.shape[1:])
+    mean, mean_sq = g.mean(1), (g * g).mean(1)
+    return {"smoothgrad": mean, "smoothgrad_sq": mean_sq, "vargrad": mean_sq - mean * mean}
+
+
+def path_method_references(writer, d, model32, x32, targets):
+    """IG (Gauss-Legendre and trapezoid, zero baseline) and SmoothGrad references.
+
+    These run the float32 model: the path and noise points sit anywhere, and at a few of them a
+    ReLU input is within float32 rounding of 0, where float64 takes the other branch (seen on
+    resnet_basic: one of 16 IG points, 3.5% off). Float32 torch on the same points is the fair
+    reference; the gradient rules themselves are checked against float64 elsewhere.
+    """
+    arrays = {}
+    zero = torch.zeros_like(x32)
+    nodes, w = np.polynomial.legendre.leggauss(16)
+    ig = integrated_gradients_ref(model32, x32, targets, 0.5 * (nodes + 1), 0.5 * w, zero)
+    arrays["ig_gausslegendre16"] = writer.npy(
+        f"{d}/ig_gausslegendre16.npy", ig,
+        "integrated gradients, 16 Gauss-Legendre, zeros (torch float32 model)")
+    h = 1.0 / 15
+    tw = [h / 2] + [h] * 14 + [h / 2]
+    ig_t = integrated_gradients_ref(model32, x32, targets, np.linspace(0, 1, 16), tw, zero)
+    arrays["ig_trapezoid16"] = writer.npy(
+        f"{d}/ig_trapezoid16.npy", ig_t,
+        "integrated gradients, 16-point trapezoid, zeros (torch float32 model)")
+    sg = smoothgrad_ref(model32, x32, targets, 8, 0.15, 3)
+    for variant, value in sg.items():
+        arrays[f"{variant}_n8_s015_seed3"] = writer.npy(
+            f"{d}/{variant}_n8_s015_seed3.npy", value,
+            f"{variant}, 8 samples, sigma 0.15 of the range, Lantern seed 3 (torch float32 model)")
+    return arrays
+
+
 def part_b(writer, spec):
     name, opset = spec["name"], spec["opset"]
     gen = torch.Generator().manual_seed(seed_of(name))
@@ -1132,6 +1276,28 @@ def part_b(writer, spec):
                                                f"ONNX tensor {oname!r} ({key})")
         layers[key]["gradient"] = writer.npy(f"{d}/{key}_gradient.npy", grad,
                                              f"d sum_n logit[n,target_n] / d tensor {oname!r}")
+    # CAM-family references at the last layer, from the float64 activations and gradients:
+    # Grad-CAM (Selvaraju et al. Eq. 1-2), Grad-CAM++ as pytorch-grad-cam's grad_cam_plusplus.py,
+    # and guided Grad-CAM with bilinear upsampling (F.interpolate, align_corners=False).
+    with torch.no_grad():
+        a, g = last.double(), g_last.double()
+        gradcam = F.relu((g.mean(dim=(2, 3), keepdim=True) * a).sum(1, keepdim=True))
+        g2 = g ** 2
+        aij = g2 / (2 * g2 + a.sum(dim=(2, 3), keepdim=True) * g2 * g + 1e-6)
+        aij = torch.where(g != 0, aij, torch.zeros_like(aij))
+        w_pp = (torch.clamp(g, min=0) * aij).sum(dim=(2, 3), keepdim=True)
+        gradcam_pp = F.relu((w_pp * a).sum(1, keepdim=True))
+        up = F.interpolate(gradcam, size=tuple(x.shape[2:]), mode="bilinear", align_corners=False)
+        guided_gradcam = special["guided"].double() * up
+    arrays["gradcam_last"] = writer.npy(f"{d}/gradcam_last.npy", gradcam,
+                                        "Grad-CAM at the last layer, ReLU applied [N,1,h,w]")
+    arrays["gradcampp_last"] = writer.npy(f"{d}/gradcampp_last.npy", gradcam_pp,
+                                          "Grad-CAM++ at the last layer (pytorch-grad-cam) [N,1,h,w]")
+    arrays["guided_gradcam_last"] = writer.npy(
+        f"{d}/guided_gradcam_last.npy", guided_gradcam,
+        "guided backprop x bilinear-upsampled Grad-CAM at the last layer [N,C,H,W]")
+    if name in PATH_METHOD_MODELS:
+        arrays.update(path_method_references(writer, d, model32, x32, targets))
     return {
         "name": name,
         "family": spec["family"],

@@ -5,7 +5,9 @@
  *
  * Semantics follow Captum's `Occlusion`: a window spanning all channels and `window`×`window`
  * pixels moves with `stride`; each pixel's attribution is the mean, over the windows that cover
- * it, of f_t(x) − f_t(x with the window set to `baseline`). Pixels no window covers get 0.
+ * it, of f_t(x) − f_t(x with the window set to `baseline`). As in Captum there are
+ * ceil((H − k)/stride) + 1 window rows (likewise columns), and a last window that overhangs the
+ * edge is clipped, so every pixel is covered.
  * Output `[N,C,H,W]` in input space.
  *
  * @module
@@ -44,8 +46,9 @@ export const occlusion = defineMethod({
       throw new ParamError("window", `window ${k} is larger than the input (${h}×${w})`);
     }
     const targets = resolveTargets(params.target, logits);
-    const rows = Math.floor((h - k) / stride) + 1;
-    const cols = Math.floor((w - k) / stride) + 1;
+    // Captum's count: a last window that overhangs the edge is kept, clipped to the input.
+    const rows = Math.ceil((h - k) / stride) + 1;
+    const cols = Math.ceil((w - k) / stride) + 1;
     const windows = rows * cols;
     const classes = logits.dims[1];
     const plane = h * w;
@@ -59,25 +62,25 @@ export const occlusion = defineMethod({
       const count = new Uint32Array(plane);
       const box = (index: number) => {
         const y0 = Math.floor(index / cols) * stride, x0 = (index % cols) * stride;
-        return { y0, x0 };
+        return { y0, x0, y1: Math.min(y0 + k, h), x1: Math.min(x0 + k, w) };
       };
       await forwardMany(model, {
         count: windows,
         inputDims: [c, h, w],
         fill(index, into) {
           into.set(x);
-          const { y0, x0 } = box(index);
+          const { y0, x0, y1, x1 } = box(index);
           for (let ch = 0; ch < c; ch++) {
-            for (let y = y0; y < y0 + k; y++) {
-              into.fill(params.baseline, ch * plane + y * w + x0, ch * plane + y * w + x0 + k);
+            for (let y = y0; y < y1; y++) {
+              into.fill(params.baseline, ch * plane + y * w + x0, ch * plane + y * w + x1);
             }
           }
         },
         consume(index, scores) {
           const diff = base - scores[targets[i]];
-          const { y0, x0 } = box(index);
-          for (let y = y0; y < y0 + k; y++) {
-            for (let xx = x0; xx < x0 + k; xx++) {
+          const { y0, x0, y1, x1 } = box(index);
+          for (let y = y0; y < y1; y++) {
+            for (let xx = x0; xx < x1; xx++) {
               total[y * w + xx] += diff;
               count[y * w + xx]++;
             }
@@ -86,7 +89,7 @@ export const occlusion = defineMethod({
       }, {
         batchSize: params.internal_batch,
         progress: progress &&
-          ((done, all) => progress(i * windows + done, n * windows, "occlusion")),
+          ((done) => progress(i * windows + done, n * windows, "occlusion")),
       });
       for (let p = 0; p < plane; p++) {
         const v = count[p] ? total[p] / count[p] : 0;

@@ -86,6 +86,7 @@ export class OnnxModel implements Model {
   readonly inputShape: readonly number[];
   readonly outputName: string;
   readonly labels?: readonly string[];
+  readonly metadata: Readonly<Record<string, string>>;
   readonly onnx: Uint8Array;
   /** The decoded graph (weights are views into `onnx`). */
   readonly proto: ModelProto;
@@ -102,6 +103,7 @@ export class OnnxModel implements Model {
     this.inputShape = fields.inputShape;
     this.outputName = fields.outputName;
     this.labels = fields.labels;
+    this.metadata = Object.fromEntries(proto.metadataProps.map((p) => [p.key, p.value]));
   }
 
   /** The session exposing `extra` tensors as outputs, created on first use. */

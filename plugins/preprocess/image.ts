@@ -86,7 +86,7 @@ export const imageParams = z.object({
    * `grayscale`: PIL "L", resized straight to the model size, scaled to [0,1].
    * `none`: RGB, resized straight to the model size, scaled to [0,1].
    */
-  preset: z.enum(["imagenet", "grayscale", "none"]).default("imagenet"),
+  preset: z.enum(["imagenet", "grayscale", "none"]).optional(),
   /** Model input size, `n` or `[height, width]`; default: the model's input H and W. */
   size: z.union([positive, z.tuple([positive, positive])]).optional(),
   /**
@@ -100,11 +100,42 @@ export const imageParams = z.object({
   /** Per-channel standard deviation, divided by after the mean. */
   std: z.array(z.number().positive()).min(1).optional(),
   /** Byte value → model range factor. */
-  scale: z.number().positive().default(1 / 255),
+  scale: z.number().positive().optional(),
 }).strict();
 
-/** Parsed parameters of the `image` preprocess plugin. */
-export type ImageParams = z.infer<typeof imageParams>;
+/** Parsed parameters of the `image` preprocess plugin, with the preset decided. */
+export type ImageParams = z.infer<typeof imageParams> & {
+  preset: "imagenet" | "grayscale" | "none";
+};
+
+/**
+ * Fill what the pipeline left unset: first from the model's own `lantern.preprocess` metadata,
+ * then by its channel count (1 → `grayscale`, else `imagenet`).
+ */
+export function resolveImageParams(
+  params: z.infer<typeof imageParams>,
+  model: PreprocessInput["model"],
+): ImageParams {
+  const raw = model.metadata?.["lantern.preprocess"];
+  let fromModel: Partial<z.infer<typeof imageParams>> = {};
+  if (raw && params.preset === undefined) {
+    const parsed = imageParams.partial().safeParse(JSON.parse(raw));
+    if (!parsed.success) {
+      throw new LanternError(
+        `Cannot use model ${model.name}: its lantern.preprocess metadata is invalid (${
+          parsed.error.issues[0].message
+        })`,
+      );
+    }
+    fromModel = parsed.data;
+  }
+  const explicit = Object.fromEntries(
+    Object.entries(params).filter(([, v]) => v !== undefined),
+  ) as Partial<ImageParams>;
+  const merged = { ...fromModel, ...explicit };
+  const preset = merged.preset ?? (model.inputShape[1] === 1 ? "grayscale" : "imagenet");
+  return { ...merged, preset, scale: merged.scale ?? 1 / 255 } as ImageParams;
+}
 
 function modelSize(input: PreprocessInput, params: ImageParams): Size {
   if (params.size !== undefined) {
@@ -159,8 +190,9 @@ export const imagePreprocess = definePreprocess({
   name: "image",
   description: "PNG/JPEG files → normalized NCHW batch (torchvision ImageNet recipe by default)",
   params: imageParams,
-  async run(input, params) {
+  async run(input, raw) {
     const { sources, model } = input;
+    const params = resolveImageParams(raw, model);
     if (sources.length === 0) throw new LanternError("Cannot preprocess: no input files given");
     const channels = params.preset === "grayscale" ? 1 : 3;
     const wanted = model.inputShape[1];

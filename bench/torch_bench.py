@@ -1,0 +1,255 @@
+#!/usr/bin/python3
+"""PyTorch side of `deno task bench`: a worker that times the same cases as Lantern.
+
+Run with Debian's Python (torch 1.13, torchvision 0.14, onnx 1.12):
+
+    /usr/bin/python3 bench/torch_bench.py export OUT.onnx   # random-weight ResNet-50 (seed 0)
+    /usr/bin/python3 bench/torch_bench.py serve --threads 2 # JSON lines on stdin/stdout
+
+`bench/main.ts` starts `serve` once and sends one JSON object per line; every reply is one JSON
+line. Requests:
+
+    {"op": "load", "model": "mobilenet_v2"|"resnet50", "onnx": PATH, "input": NPY_OUT}
+        builds the torch model, writes a seeded [16,3,224,224] input to NPY_OUT and returns the
+        top-1 class of each image ("targets").
+    {"op": "run", "case": "forward"|"grad"|"gradcam"|"ig", "batch": B, "target": [...],
+     "steps": S, "internal_batch": K, "save": NPY_OUT?, "memory": bool?}
+        runs the case once and returns its wall time in ms; "save" writes the result (logits,
+        input gradient, CAM or attribution) for Lantern to compare against; "memory" resets the
+        peak RSS before the run and returns it after (resource.getrusage maxrss).
+    {"op": "quit"}
+
+Every case runs in float32 (torch eager, no JIT) on `--threads` intra-op threads. Parameters have
+requires_grad off, so autograd computes input (or layer) gradients only, as
+Lantern's gradient graphs do.
+"""
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import onnx
+import torch
+import torchvision
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(REPO, "tools"))
+
+INPUT_SEED = 0
+MAX_BATCH = 16
+
+
+def build_resnet50():
+    """torchvision ResNet-50 with the random initialization of torch.manual_seed(0), eval mode."""
+    torch.manual_seed(0)
+    return torchvision.models.resnet50().eval()
+
+
+def export_resnet50(path):
+    """Export the seed-0 ResNet-50 to ONNX opset 13 with a dynamic batch axis."""
+    model = build_resnet50()
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    torch.onnx.export(
+        model,
+        torch.zeros(1, 3, 224, 224),
+        tmp,
+        opset_version=13,
+        input_names=["input"],
+        output_names=["logits"],
+        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
+    )
+    onnx.checker.check_model(onnx.load(tmp))
+    os.replace(tmp, path)
+
+
+def load_model(name, onnx_path):
+    """The torch model matching Lantern's ONNX file, and its Grad-CAM layer (a module)."""
+    if name == "mobilenet_v2":
+        # Imported here: the fixture script pulls in scipy and the NumPy ONNX evaluator.
+        from make_torch_fixtures import load_imagenet_mobilenet_v2
+
+        model = load_imagenet_mobilenet_v2(onnx.load(onnx_path))
+        layer = model.features  # its output is ONNX "697", Lantern's default Grad-CAM layer
+    elif name == "resnet50":
+        model = build_resnet50()
+        layer = model.layer4  # input of the global average pool, as Lantern's default
+    else:
+        raise ValueError(f'Cannot load model "{name}": expected mobilenet_v2 or resnet50')
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.eval(), layer
+
+
+def peak_rss_bytes():
+    """Peak RSS of this process since start or the last reset (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def reset_peak_rss():
+    """Reset the kernel's peak-RSS counter (Linux >= 4.0); return whether it worked."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def one_hot(targets, classes=1000):
+    seed = torch.zeros(len(targets), classes)
+    seed[torch.arange(len(targets)), torch.tensor(targets)] = 1.0
+    return seed
+
+
+def input_grad(model, x, targets):
+    """Gradient of logit targets[i] of row i with respect to the input (one backward pass)."""
+    x = x.clone().requires_grad_(True)
+    out = model(x)
+    (g,) = torch.autograd.grad(out, x, grad_outputs=one_hot(targets))
+    return g
+
+
+def gradcam(model, layer, x, targets):
+    """Grad-CAM at `layer`: ReLU(sum_k mean(dy/dA_k) A_k), gradient taken at the layer only."""
+    acts = {}
+
+    def hook(_module, _inputs, output):
+        # A fresh leaf: backward stops at the layer, as in Lantern's graph (wrt = layer).
+        acts["a"] = output.detach().requires_grad_(True)
+        return acts["a"]
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        out = model(x)
+    finally:
+        handle.remove()
+    a = acts["a"]
+    (g,) = torch.autograd.grad(out, a, grad_outputs=one_hot(targets))
+    weights = g.mean(dim=(2, 3), keepdim=True)
+    return torch.relu((weights * a).sum(dim=1, keepdim=True)).detach()
+
+
+def integrated_gradients(model, x, targets, steps, internal_batch):
+    """IG from a zero baseline with `steps` Gauss-Legendre points, `internal_batch` per pass.
+
+    Like Lantern's method it also runs the baseline forward once, for the completeness check.
+    """
+    nodes, w = np.polynomial.legendre.leggauss(steps)
+    alphas = torch.tensor((nodes + 1) / 2, dtype=torch.float32)
+    weights = torch.tensor(w / 2, dtype=torch.float32)
+    baseline = torch.zeros_like(x)
+    attributions = []
+    for i in range(x.shape[0]):
+        xi, bi = x[i:i + 1], baseline[i:i + 1]
+        integral = torch.zeros_like(xi)
+        for start in range(0, steps, internal_batch):
+            a = alphas[start:start + internal_batch].view(-1, 1, 1, 1)
+            points = bi + a * (xi - bi)
+            g = input_grad(model, points, [targets[i]] * points.shape[0])
+            integral += (weights[start:start + internal_batch].view(-1, 1, 1, 1) * g).sum(
+                0, keepdim=True)
+        attributions.append((xi - bi) * integral)
+    with torch.inference_mode():
+        model(baseline)
+    return torch.cat(attributions)
+
+
+class Worker:
+    """State of one `serve` session: loaded models and their inputs."""
+
+    def __init__(self):
+        self.models = {}
+
+    def load(self, req):
+        name = req["model"]
+        model, layer = load_model(name, req["onnx"])
+        gen = torch.Generator().manual_seed(INPUT_SEED)
+        x = torch.randn(MAX_BATCH, 3, 224, 224, generator=gen)
+        np.save(req["input"], x.numpy())
+        with torch.inference_mode():
+            targets = model(x).argmax(dim=1).tolist()
+        self.models[name] = (model, layer, x)
+        return {"targets": targets}
+
+    def run(self, req):
+        model, layer, x_all = self.models[req["model"]]
+        x = x_all[:req["batch"]].contiguous()
+        targets = req.get("target")
+        case = req["case"]
+        memory = bool(req.get("memory"))
+        reset = reset_peak_rss() if memory else False
+        t0 = time.perf_counter()
+        if case == "forward":
+            with torch.inference_mode():
+                result = model(x)
+        elif case == "grad":
+            result = input_grad(model, x, targets)
+        elif case == "gradcam":
+            result = gradcam(model, layer, x, targets)
+        elif case == "ig":
+            result = integrated_gradients(model, x, targets, req["steps"], req["internal_batch"])
+        else:
+            raise ValueError(f'Cannot run case "{case}": expected forward, grad, gradcam or ig')
+        ms = (time.perf_counter() - t0) * 1000
+        reply = {"ms": ms}
+        if memory:
+            reply["peak_rss"] = peak_rss_bytes()
+            reply["peak_rss_reset"] = reset
+        if req.get("save"):
+            np.save(req["save"], result.detach().numpy().astype(np.float32))
+        return reply
+
+
+def serve(threads):
+    torch.set_num_threads(threads)
+    torch.set_num_interop_threads(1)
+    worker = Worker()
+    out = sys.stdout
+    hello = {
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+    }
+    out.write(json.dumps(hello) + "\n")
+    out.flush()
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        req = json.loads(line)
+        try:
+            if req["op"] == "quit":
+                break
+            if req["op"] == "load":
+                reply = worker.load(req)
+            elif req["op"] == "run":
+                reply = worker.run(req)
+            else:
+                raise ValueError(f'Cannot serve request: unknown op "{req["op"]}"')
+        except Exception as e:  # reported to the Deno side, which stops the bench
+            reply = {"error": f"{type(e).__name__}: {e}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    exp = sub.add_parser("export", help="export the seed-0 ResNet-50 to ONNX")
+    exp.add_argument("path")
+    srv = sub.add_parser("serve", help="answer timing requests on stdin/stdout")
+    srv.add_argument("--threads", type=int, required=True)
+    args = parser.parse_args()
+    if args.command == "export":
+        export_resnet50(args.path)
+    else:
+        serve(args.threads)
+
+
+if __name__ == "__main__":
+    main()
