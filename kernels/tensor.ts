@@ -80,6 +80,15 @@ export function batchItem(t: Tensor, n: number): Tensor {
   return tensor(t.data.subarray(n * per, (n + 1) * per), [1, ...t.dims.slice(1)], t.layout);
 }
 
+/** The batch rows of `t` picked by `indices` (row r is `t[indices[r]]`); `t` itself for 0..N-1. */
+export function gatherBatch(t: Tensor, indices: readonly number[]): Tensor {
+  if (indices.length === t.dims[0] && indices.every((idx, i) => idx === i)) return t;
+  const per = sizeOf(t.dims.slice(1));
+  const out = new Float32Array(indices.length * per);
+  indices.forEach((idx, r) => out.set(t.data.subarray(idx * per, (idx + 1) * per), r * per));
+  return tensor(out, [indices.length, ...t.dims.slice(1)], t.layout);
+}
+
 /** Concatenate tensors along the batch axis. */
 export function concatBatch(parts: readonly Tensor[]): Tensor {
   if (parts.length === 0) throw new Error("Cannot concatenate: no tensors given");

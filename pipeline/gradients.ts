@@ -12,6 +12,7 @@ import { buildGradientGraph, type GradientGraph, type ReluRule } from "../graph/
 import { sizeOf, type Tensor, tensor } from "../kernels/tensor.ts";
 import { LanternError } from "./errors.ts";
 import type { Model } from "./types.ts";
+import type { ProgressFn } from "./plugin.ts";
 import { modelProto } from "./layers.ts";
 
 /** What to differentiate and with respect to what. */
@@ -147,4 +148,38 @@ export async function inputGradients(
   const k = options.classes;
   const scores = Float32Array.from(options.targets, (t, i) => r.output.data[i * k + t]);
   return { grad: r.grads[0], scores };
+}
+
+/**
+ * Input gradients of `count` inputs made on demand, `batchSize` at a time (bounded memory): row
+ * `i` is filled by `fill(i, into)`, which returns its target class, and its gradient is handed to
+ * `consume(i, grad)`. The path and noise methods (IG, SmoothGrad) are built on this.
+ */
+export async function inputGradientsMany(
+  model: Model,
+  spec: {
+    count: number;
+    inputDims: readonly number[];
+    classes: number;
+    fill: (index: number, into: Float32Array) => number;
+    consume: (index: number, grad: Float32Array) => void;
+  },
+  options: { batchSize?: number; progress?: ProgressFn; label?: string } = {},
+): Promise<void> {
+  const batchSize = Math.max(1, options.batchSize ?? 16);
+  const per = sizeOf(spec.inputDims);
+  for (let start = 0; start < spec.count; start += batchSize) {
+    const n = Math.min(batchSize, spec.count - start);
+    const points = new Float32Array(n * per);
+    const targets: number[] = [];
+    for (let j = 0; j < n; j++) {
+      targets.push(spec.fill(start + j, points.subarray(j * per, (j + 1) * per)));
+    }
+    const { grad } = await inputGradients(model, tensor(points, [n, ...spec.inputDims]), {
+      targets,
+      classes: spec.classes,
+    });
+    for (let j = 0; j < n; j++) spec.consume(start + j, grad.data.subarray(j * per, (j + 1) * per));
+    options.progress?.(start + n, spec.count, options.label);
+  }
 }

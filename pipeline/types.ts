@@ -106,7 +106,10 @@ export interface Explanation {
   readonly backend: string;
   /** Whether `map` lives in model-input space (`[N,C,H,W]`) or at a layer (`[N,1|C,h,w]`). */
   readonly space: "input" | "layer";
-  /** Method-specific facts (e.g. convergence delta, superpixel table). */
+  /**
+   * Method-specific facts (e.g. convergence delta, superpixel table). An array with one entry per
+   * row of `map` is a per-row fact; renders split it by row.
+   */
   readonly info?: Readonly<Record<string, unknown>>;
 }
 

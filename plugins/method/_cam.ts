@@ -5,7 +5,13 @@
  *
  * @module
  */
-import { sizeOf, type Tensor, tensor } from "../../kernels/tensor.ts";
+import { z } from "zod";
+import { type Tensor, tensor } from "../../kernels/tensor.ts";
+import { explanation, since } from "../../pipeline/explanation.ts";
+import { resolveLayer } from "../../pipeline/layers.ts";
+import { defineMethod, type MethodPlugin } from "../../pipeline/plugin.ts";
+import { type Target, targetParam } from "../../pipeline/targets.ts";
+import { internalBatchParam, targetLayerGradients } from "./_gradient.ts";
 
 /** Σ_k weights[r][k] · acts[r,k] for each row r, `[R,1,h,w]`; ReLU when `relu` is set. */
 export function weightedSum(
@@ -42,11 +48,52 @@ export function spatialMean(t: Tensor): Float32Array {
   return out;
 }
 
-/** The rows of `t` picked by `images` (row r is `t[images[r]]`); `t` itself when they are 0..N-1. */
-export function gatherRows(t: Tensor, images: readonly number[]): Tensor {
-  if (images.length === t.dims[0] && images.every((img, i) => img === i)) return t;
-  const per = sizeOf(t.dims.slice(1));
-  const out = new Float32Array(images.length * per);
-  images.forEach((img, r) => out.set(t.data.subarray(img * per, (img + 1) * per), r * per));
-  return tensor(out, [images.length, ...t.dims.slice(1)], t.layout);
+/** Parameters shared by the gradient-weighted CAM variants. */
+export const camVariantParams: z.ZodObject<{
+  target: typeof targetParam;
+  layer: z.ZodOptional<z.ZodString>;
+  relu: z.ZodDefault<z.ZodBoolean>;
+  internal_batch: typeof internalBatchParam;
+}> = z.object({
+  target: targetParam,
+  /** ONNX tensor name of a 4-D activation (default: the last one feeding the head). */
+  layer: z.string().optional(),
+  /** Clamp negative evidence to zero. */
+  relu: z.boolean().default(true),
+  internal_batch: internalBatchParam,
+}).strict();
+
+/** Per-channel weights `[R·K]` of a CAM variant from activations and gradients `[R,K,h,w]`. */
+export type CamWeights = (acts: Tensor, grads: Tensor) => Float32Array;
+
+/**
+ * A gradient-weighted CAM method: gradients of each row's target at `layer`, then
+ * `weights(acts, grads)`, then Σ_k w_k·A_k with optional ReLU. Output `[N,1,h,w]`.
+ */
+export function defineCamMethod(
+  def: { name: string; description: string; weights: CamWeights },
+): MethodPlugin<{ target: Target; layer?: string; relu: boolean; internal_batch: number }> {
+  return defineMethod({
+    name: def.name,
+    description: def.description,
+    params: camVariantParams,
+    async run(input, params) {
+      const layer = await resolveLayer(input.model, params.layer, { rank: 4 });
+      const t0 = performance.now();
+      const { rows, acts, grad } = await targetLayerGradients(input, {
+        target: params.target,
+        layer: layer.name,
+        batchSize: params.internal_batch,
+      });
+      const map = weightedSum(acts, def.weights(acts, grad), { relu: params.relu });
+      return explanation(input.model, {
+        method: def.name,
+        rows,
+        map,
+        space: "layer",
+        layer: layer.name,
+        timings: { gradient: since(t0) },
+      });
+    },
+  });
 }

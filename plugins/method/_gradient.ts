@@ -6,11 +6,10 @@
  */
 import { z } from "zod";
 import type { ReluRule } from "../../graph/autodiff.ts";
-import type { Tensor } from "../../kernels/tensor.ts";
+import { gatherBatch, type Tensor } from "../../kernels/tensor.ts";
 import { gradients, inputGradients, oneHot } from "../../pipeline/gradients.ts";
 import type { MethodInput } from "../../pipeline/plugin.ts";
 import { resolveTargetRows, type Target, type TargetRows } from "../../pipeline/targets.ts";
-import { gatherRows } from "./_cam.ts";
 
 /** Rows per backward pass; bounds peak memory. */
 export const internalBatchParam = z.number().int().positive().default(16);
@@ -21,7 +20,7 @@ export async function targetInputGradients(
   options: { target: Target; relu?: ReluRule; batchSize?: number },
 ): Promise<{ rows: TargetRows; input: Tensor; grad: Tensor }> {
   const rows = resolveTargetRows(options.target, logits);
-  const input = gatherRows(batch.tensor, rows.images);
+  const input = gatherBatch(batch.tensor, rows.images);
   const { grad } = await inputGradients(model, input, {
     targets: rows.targets,
     classes: logits.dims[1],
@@ -37,7 +36,7 @@ export async function targetLayerGradients(
   options: { target: Target; layer: string; batchSize?: number },
 ): Promise<{ rows: TargetRows; acts: Tensor; grad: Tensor }> {
   const rows = resolveTargetRows(options.target, logits);
-  const input = gatherRows(batch.tensor, rows.images);
+  const input = gatherBatch(batch.tensor, rows.images);
   const r = await gradients(model, { input, seed: oneHot(rows.targets, logits.dims[1]) }, {
     wrt: [options.layer],
     keep: [options.layer],

@@ -14,12 +14,12 @@
  */
 import { z } from "zod";
 import { findHead } from "../../graph/head.ts";
-import { valueRange } from "../../kernels/tensor.ts";
+import { gatherBatch, valueRange } from "../../kernels/tensor.ts";
 import { LanternError, ParamError } from "../../pipeline/errors.ts";
 import { modelProto } from "../../pipeline/layers.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
 import { isOnePerImage, resolveTargetRows, targetParam } from "../../pipeline/targets.ts";
-import { gatherRows, weightedSum } from "./_cam.ts";
+import { weightedSum } from "./_cam.ts";
 
 /** Parameters of `cam`. */
 export const camParams = z.object({
@@ -53,7 +53,7 @@ export const cam = defineMethod({
     }
     const rows = resolveTargetRows(params.target, logits);
     const t0 = performance.now();
-    const acts = gatherRows(
+    const acts = gatherBatch(
       (await model.run(batch.tensor, { outputs: [head.layer] }))[head.layer],
       rows.images,
     );

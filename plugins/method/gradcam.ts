@@ -10,45 +10,11 @@
  *
  * @module
  */
-import { z } from "zod";
-import { explanation, since } from "../../pipeline/explanation.ts";
-import { resolveLayer } from "../../pipeline/layers.ts";
-import { defineMethod } from "../../pipeline/plugin.ts";
-import { targetParam } from "../../pipeline/targets.ts";
-import { spatialMean, weightedSum } from "./_cam.ts";
-import { internalBatchParam, targetLayerGradients } from "./_gradient.ts";
+import { defineCamMethod, spatialMean } from "./_cam.ts";
 
-/** Parameters of `gradcam`. */
-export const gradcamParams = z.object({
-  target: targetParam,
-  /** ONNX tensor name of a 4-D activation (default: the last one feeding the head). */
-  layer: z.string().optional(),
-  relu: z.boolean().default(true),
-  internal_batch: internalBatchParam,
-}).strict();
-
-/** Grad-CAM. */
-export const gradcam = defineMethod({
+/** Grad-CAM: channel weights are the spatial mean of the gradients (Eq. 1). */
+export const gradcam = defineCamMethod({
   name: "gradcam",
   description: "Gradient-weighted class activation map (Selvaraju et al. 2017), [N,1,h,w]",
-  params: gradcamParams,
-  async run(input, params) {
-    const layer = await resolveLayer(input.model, params.layer, { rank: 4 });
-    const t0 = performance.now();
-    const { rows, acts, grad } = await targetLayerGradients(input, {
-      target: params.target,
-      layer: layer.name,
-      batchSize: params.internal_batch,
-    });
-    const alpha = spatialMean(grad); // Eq. 1
-    const map = weightedSum(acts, alpha, { relu: params.relu }); // Eq. 2
-    return explanation(input.model, {
-      method: "gradcam",
-      rows,
-      map,
-      space: "layer",
-      layer: layer.name,
-      timings: { gradient: since(t0) },
-    });
-  },
+  weights: (_acts, grads) => spatialMean(grads),
 });

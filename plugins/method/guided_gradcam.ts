@@ -13,8 +13,8 @@ import { explanation, since } from "../../pipeline/explanation.ts";
 import { resolveLayer } from "../../pipeline/layers.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
 import { targetParam } from "../../pipeline/targets.ts";
-import { spatialMean, weightedSum } from "./_cam.ts";
-import { internalBatchParam, targetInputGradients, targetLayerGradients } from "./_gradient.ts";
+import { gradcam } from "./gradcam.ts";
+import { internalBatchParam, targetInputGradients } from "./_gradient.ts";
 
 /** Parameters of `guided-gradcam`. */
 export const guidedGradcamParams = z.object({
@@ -32,12 +32,12 @@ export const guidedGradcam = defineMethod({
   async run(input, params) {
     const layer = await resolveLayer(input.model, params.layer, { rank: 4 });
     const t0 = performance.now();
-    const cam = await targetLayerGradients(input, {
+    const coarse = (await gradcam.run(input, {
       target: params.target,
       layer: layer.name,
-      batchSize: params.internal_batch,
-    });
-    const coarse = weightedSum(cam.acts, spatialMean(cam.grad), { relu: true });
+      relu: true,
+      internal_batch: params.internal_batch,
+    })).map;
     const guided = await targetInputGradients(input, {
       target: params.target,
       relu: "guided",

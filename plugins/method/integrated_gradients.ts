@@ -17,13 +17,12 @@ import { gaussianBlur } from "../../kernels/blur.ts";
 import { decodeNpy } from "../../kernels/npy.ts";
 import { quadrature, RULES } from "../../kernels/quadrature.ts";
 import { Random } from "../../kernels/random.ts";
-import { sizeOf, type Tensor, tensor, valueRange } from "../../kernels/tensor.ts";
+import { gatherBatch, sizeOf, type Tensor, tensor, valueRange } from "../../kernels/tensor.ts";
 import { ParamError } from "../../pipeline/errors.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
-import { inputGradients } from "../../pipeline/gradients.ts";
+import { inputGradientsMany } from "../../pipeline/gradients.ts";
 import { defineMethod, type MethodInput } from "../../pipeline/plugin.ts";
 import { resolveTargetRows, targetParam } from "../../pipeline/targets.ts";
-import { gatherRows } from "./_cam.ts";
 import { internalBatchParam } from "./_gradient.ts";
 
 /** Parameters of `integrated-gradients`. */
@@ -83,7 +82,7 @@ async function makeBaseline(
       `baseline "${b}" has shape [${file.dims}], expected [1,${inner}] or [N,${inner}]`,
     );
   }
-  return file.dims[0] === 1 ? gatherRows(file, images.map(() => 0)) : gatherRows(file, images);
+  return file.dims[0] === 1 ? gatherBatch(file, images.map(() => 0)) : gatherBatch(file, images);
 }
 
 /** Integrated gradients. */
@@ -94,38 +93,33 @@ export const integratedGradients = defineMethod({
   async run(input, params) {
     const { model, batch, logits, progress } = input;
     const rows = resolveTargetRows(params.target, logits);
-    const x = gatherRows(batch.tensor, rows.images);
+    const x = gatherBatch(batch.tensor, rows.images);
     const baseline = await makeBaseline(x, params, input, rows.images);
     const { alphas, weights } = quadrature(params.rule, params.steps);
     const inner = x.dims.slice(1);
     const per = sizeOf(inner);
     const steps = alphas.length;
-    const total = rows.targets.length * steps;
     const classes = logits.dims[1];
     const integral = new Float64Array(x.data.length);
     const t0 = performance.now();
-    for (let start = 0; start < total; start += params.internal_batch) {
-      const count = Math.min(params.internal_batch, total - start);
-      const points = new Float32Array(count * per);
-      const targets: number[] = [];
-      for (let j = 0; j < count; j++) {
-        const r = Math.floor((start + j) / steps), a = alphas[(start + j) % steps];
+    // Row k is path point k % steps of target row ⌊k / steps⌋: x' + α(x − x').
+    await inputGradientsMany(model, {
+      count: rows.targets.length * steps,
+      inputDims: inner,
+      classes,
+      fill(k, into) {
+        const r = Math.floor(k / steps), a = alphas[k % steps];
         for (let p = 0; p < per; p++) {
           const b = baseline.data[r * per + p];
-          points[j * per + p] = b + a * (x.data[r * per + p] - b);
+          into[p] = b + a * (x.data[r * per + p] - b);
         }
-        targets.push(rows.targets[r]);
-      }
-      const { grad } = await inputGradients(model, tensor(points, [count, ...inner]), {
-        targets,
-        classes,
-      });
-      for (let j = 0; j < count; j++) {
-        const r = Math.floor((start + j) / steps), wk = weights[(start + j) % steps];
-        for (let p = 0; p < per; p++) integral[r * per + p] += wk * grad.data[j * per + p];
-      }
-      progress?.(start + count, total, "integrated-gradients");
-    }
+        return rows.targets[r];
+      },
+      consume(k, grad) {
+        const r = Math.floor(k / steps), wk = weights[k % steps];
+        for (let p = 0; p < per; p++) integral[r * per + p] += wk * grad[p];
+      },
+    }, { batchSize: params.internal_batch, progress, label: "integrated-gradients" });
     const out = new Float32Array(x.data.length);
     for (let i = 0; i < out.length; i++) out[i] = (x.data[i] - baseline.data[i]) * integral[i];
     // Completeness: Σ IG = F(x) − F(x').

@@ -12,12 +12,11 @@
  */
 import { z } from "zod";
 import { Random } from "../../kernels/random.ts";
-import { sizeOf, tensor, valueRange } from "../../kernels/tensor.ts";
+import { gatherBatch, sizeOf, tensor, valueRange } from "../../kernels/tensor.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
-import { inputGradients } from "../../pipeline/gradients.ts";
+import { inputGradientsMany } from "../../pipeline/gradients.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
 import { resolveTargetRows, targetParam } from "../../pipeline/targets.ts";
-import { gatherRows } from "./_cam.ts";
 import { internalBatchParam } from "./_gradient.ts";
 
 /** Parameters of `smoothgrad`. */
@@ -42,11 +41,10 @@ export const smoothgrad = defineMethod({
   async run(input, params) {
     const { model, batch, logits, progress } = input;
     const rows = resolveTargetRows(params.target, logits);
-    const x = gatherRows(batch.tensor, rows.images);
+    const x = gatherBatch(batch.tensor, rows.images);
     const inner = x.dims.slice(1);
     const per = sizeOf(inner);
     const n = params.samples;
-    const total = rows.targets.length * n;
     const sum = new Float64Array(x.data.length);
     const sumSq = new Float64Array(x.data.length);
     const random = new Random(params.seed);
@@ -55,32 +53,27 @@ export const smoothgrad = defineMethod({
       return params.sigma * (hi - lo);
     });
     const t0 = performance.now();
-    for (let start = 0; start < total; start += params.internal_batch) {
-      const count = Math.min(params.internal_batch, total - start);
-      const noisy = new Float32Array(count * per);
-      const targets: number[] = [];
-      for (let j = 0; j < count; j++) {
-        const r = Math.floor((start + j) / n);
-        const dst = noisy.subarray(j * per, (j + 1) * per);
-        random.fillNormal(dst, sigmas[r]);
+    // Row k is noisy sample k % n of target row ⌊k / n⌋; the noise stream runs in row order.
+    await inputGradientsMany(model, {
+      count: rows.targets.length * n,
+      inputDims: inner,
+      classes: logits.dims[1],
+      fill(k, into) {
+        const r = Math.floor(k / n);
+        random.fillNormal(into, sigmas[r]);
         const src = x.data.subarray(r * per, (r + 1) * per);
-        for (let p = 0; p < per; p++) dst[p] += src[p];
-        targets.push(rows.targets[r]);
-      }
-      const { grad } = await inputGradients(model, tensor(noisy, [count, ...inner]), {
-        targets,
-        classes: logits.dims[1],
-      });
-      for (let j = 0; j < count; j++) {
-        const r = Math.floor((start + j) / n);
+        for (let p = 0; p < per; p++) into[p] += src[p];
+        return rows.targets[r];
+      },
+      consume(k, grad) {
+        const r = Math.floor(k / n);
         for (let p = 0; p < per; p++) {
-          const g = params.abs ? Math.abs(grad.data[j * per + p]) : grad.data[j * per + p];
+          const g = params.abs ? Math.abs(grad[p]) : grad[p];
           sum[r * per + p] += g;
           sumSq[r * per + p] += g * g;
         }
-      }
-      progress?.(start + count, total, "smoothgrad");
-    }
+      },
+    }, { batchSize: params.internal_batch, progress, label: "smoothgrad" });
     const out = new Float32Array(x.data.length);
     for (let i = 0; i < out.length; i++) {
       const mean = sum[i] / n, meanSq = sumSq[i] / n;

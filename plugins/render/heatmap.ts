@@ -128,6 +128,18 @@ export function blend(photo: RgbaImage, colour: Uint8ClampedArray, alpha: number
   return { width: photo.width, height: photo.height, data: out };
 }
 
+/** `img` resized bilinearly to `[h, w]` (unchanged when it already has that size). */
+function enlarge(img: RgbaImage, [h, w]: [number, number]): RgbaImage {
+  if (img.height === h && img.width === w) return img;
+  const planes = new Float32Array(4 * img.height * img.width);
+  const n = img.height * img.width;
+  for (let p = 0; p < n; p++) for (let c = 0; c < 4; c++) planes[c * n + p] = img.data[p * 4 + c];
+  const up = upsampleBilinear(tensor(planes, [1, 4, img.height, img.width]), [h, w]).data;
+  const data = new Uint8ClampedArray(h * w * 4);
+  for (let p = 0; p < h * w; p++) for (let c = 0; c < 4; c++) data[p * 4 + c] = up[c * h * w + p];
+  return { width: w, height: h, data };
+}
+
 /** One row of an explanation's map: which image it belongs to and its file stem. */
 export interface MapRow {
   /** Row of the map's batch axis. */
@@ -184,6 +196,8 @@ export const heatmapParams = z.object({
   alpha: z.number().min(0).max(1).default(0.5),
   /** Blend over the photo (default: when the batch has images). */
   overlay: z.boolean().optional(),
+  /** Smallest side of the output picture in pixels; smaller images are enlarged (bilinear). */
+  size: z.number().int().positive().optional(),
   /** Methods to render (default: every explanation with a one-channel or input-space map). */
   methods: z.array(z.string().min(1)).min(1).optional(),
 }).strict();
@@ -220,12 +234,15 @@ export const heatmapRender = defineRender({
       let map = asNCHW(await toCpu(explanation.map));
       if (map.dims[1] !== 1) map = reduceChannels(map, reduce);
       for (const { row, image: i, stem } of mapRows(explanation, batch)) {
-        const [h, w] = imageSize(batch, i);
+        const [ih, iw] = imageSize(batch, i);
+        // Small model inputs (e.g. 64×64 faces) are enlarged for display when `size` asks.
+        const zoom = params.size ? Math.max(1, params.size / Math.min(ih, iw)) : 1;
+        const [h, w] = [Math.round(ih * zoom), Math.round(iw * zoom)];
         let item = batchItem(map, row);
         if (item.dims[2] !== h || item.dims[3] !== w) item = upsampleBilinear(item, [h, w]);
         const colour = applyColormap(normalizeValues(item.data, params.normalize), colormap);
         const img = overlay
-          ? blend(batch.images![i], colour, params.alpha)
+          ? blend(enlarge(batch.images![i], [h, w]), colour, params.alpha)
           : { width: w, height: h, data: colour };
         files.push({ path: `${stem}_${key}.png`, bytes: encodePng(img) });
       }

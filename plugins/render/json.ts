@@ -109,7 +109,15 @@ function explanationRecord(
   const { index, labels } = at; // index: the row of the map
   const item = batchItem(map, index);
   const target = e.targets[index];
-  const info = e.info === undefined ? undefined : jsonSafe(e.info);
+  // Arrays in `info` with one entry per row of the map (e.g. IG's `delta`) are split by row.
+  const rows = map.dims[0];
+  const info = e.info === undefined ? undefined : jsonSafe(
+    Object.fromEntries(
+      Object.entries(e.info).map((
+        [k, v],
+      ) => [k, Array.isArray(v) && v.length === rows ? v[index] : v]),
+    ),
+  );
   return {
     method: e.method,
     target,
