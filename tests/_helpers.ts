@@ -38,3 +38,27 @@ export async function hasWebGpu(): Promise<boolean> {
   const { probeWebGpu } = await import("../kernels/backend.ts");
   return Boolean((await probeWebGpu()).description);
 }
+
+/** A method's input for `x` on `model`: the logits are computed, names are `img0`, `img1`, …. */
+export async function methodInput(
+  model: import("../pipeline/types.ts").Model,
+  x: Tensor,
+  extra: Partial<import("../pipeline/plugin.ts").MethodInput> = {},
+): Promise<import("../pipeline/plugin.ts").MethodInput> {
+  const logits = (await model.run(x))[model.outputName];
+  const names = Array.from({ length: x.dims[0] }, (_, i) => `img${i}`);
+  return { model, batch: { tensor: x, names }, logits, ...extra };
+}
+
+/** Run the registered method `name` with `params` (validated by its schema). */
+export async function runMethod(
+  name: string,
+  input: import("../pipeline/plugin.ts").MethodInput,
+  params: Record<string, unknown>,
+): Promise<import("../pipeline/types.ts").Explanation> {
+  const { getPlugin } = await import("../pipeline/registry.ts");
+  const plugin = getPlugin("method", name) as import("../pipeline/plugin.ts").MethodPlugin<
+    unknown
+  >;
+  return await plugin.run(input, plugin.params.parse(params));
+}

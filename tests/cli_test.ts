@@ -231,3 +231,41 @@ Deno.test("run reports malformed YAML, unknown plugins and params with file:line
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("explain runs end to end on the WebGPU backend (llvmpipe in CI) like on WASM", async () => {
+  const { hasWebGpu, maxRelativeError } = await import("./_helpers.ts");
+  if (!await hasWebGpu()) {
+    console.warn("skipped: no WebGPU adapter (install mesa-vulkan-drivers for llvmpipe)");
+    return;
+  }
+  const out = await Deno.makeTempDir();
+  try {
+    const maps: Record<string, Float32Array> = {};
+    for (const backend of ["wasm", "webgpu"]) {
+      const r = await lantern(
+        "explain",
+        "--model",
+        EMOTION,
+        "--input",
+        "examples/images/faces/grace_hopper_face.png",
+        "--method",
+        "gradcam",
+        "--layer",
+        "add_2/add",
+        "--backend",
+        backend,
+        "--out",
+        `${out}/${backend}`,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      const json = JSON.parse(await Deno.readTextFile(`${out}/${backend}/results.json`));
+      assert.equal(json.model.backend.name, backend);
+      maps[backend] =
+        decodeNpy(await Deno.readFile(`${out}/${backend}/grace_hopper_face_gradcam.npy`)).data;
+    }
+    const err = maxRelativeError(maps.webgpu, maps.wasm);
+    assert.ok(err <= 1e-4, `webgpu vs wasm Grad-CAM: ${err}`);
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});

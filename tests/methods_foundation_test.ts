@@ -4,17 +4,9 @@ import { cam } from "../plugins/method/cam.ts";
 import { featureMaps } from "../plugins/method/feature_maps.ts";
 import { occlusion } from "../plugins/method/occlusion.ts";
 import { batchItem } from "../kernels/tensor.ts";
-import type { Tensor } from "../kernels/tensor.ts";
-import type { Model } from "../pipeline/types.ts";
-import type { MethodInput } from "../pipeline/plugin.ts";
-import { EMOTION, fixture, maxRelativeError, MOBILENET, ROOT } from "./_helpers.ts";
+import { EMOTION, fixture, maxRelativeError, methodInput, MOBILENET, ROOT } from "./_helpers.ts";
 
 const DIR = "tests/fixtures/torch/imagenet_mobilenet_v2";
-
-async function methodInput(model: Model, x: Tensor): Promise<MethodInput> {
-  const logits = (await model.run(x))[model.outputName];
-  return { model, batch: { tensor: x, names: x.dims[0] === 1 ? ["a"] : ["a", "b"] }, logits };
-}
 
 Deno.test("feature maps and CAM match torch on the pretrained MobileNetV2", async () => {
   const model = await openModel(Deno.readFileSync(MOBILENET), { name: "mnv2", backend: "wasm" });

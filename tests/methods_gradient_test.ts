@@ -6,11 +6,7 @@
 import assert from "node:assert/strict";
 import "../plugins/mod.ts";
 import { openModel } from "../plugins/model/onnx_model.ts";
-import { getPlugin } from "../pipeline/registry.ts";
-import type { MethodInput, MethodPlugin } from "../pipeline/plugin.ts";
-import type { Explanation, Model } from "../pipeline/types.ts";
-import type { Tensor } from "../kernels/tensor.ts";
-import { fixture, maxRelativeError, MOBILENET, ROOT } from "./_helpers.ts";
+import { fixture, maxRelativeError, methodInput, MOBILENET, ROOT, runMethod } from "./_helpers.ts";
 
 interface ManifestModel {
   name: string;
@@ -25,27 +21,13 @@ const manifest = JSON.parse(
 const FIX = "tests/fixtures/torch";
 const TOLERANCE = 1e-4;
 
-async function inputFor(model: Model, x: Tensor): Promise<MethodInput> {
-  const logits = (await model.run(x))[model.outputName];
-  return { model, batch: { tensor: x, names: x.dims[0] === 1 ? ["a"] : ["a", "b"] }, logits };
-}
-
-async function run(
-  name: string,
-  input: MethodInput,
-  params: Record<string, unknown>,
-): Promise<Explanation> {
-  const plugin = getPlugin("method", name) as MethodPlugin<unknown>;
-  return await plugin.run(input, plugin.params.parse(params));
-}
-
 for (const m of manifest.models) {
   Deno.test(`gradient methods match torch on ${m.name}`, async () => {
     const model = await openModel(Deno.readFileSync(`${ROOT}/${FIX}/${m.onnx}`), {
       name: m.name,
       backend: "wasm",
     });
-    const input = await inputFor(model, fixture(`${FIX}/${m.arrays.input}`));
+    const input = await methodInput(model, fixture(`${FIX}/${m.arrays.input}`));
     const target = m.targets;
     const layer = m.layers.last.onnx_name;
     const cases: [string, Record<string, unknown>, string][] = [
@@ -58,7 +40,7 @@ for (const m of manifest.models) {
     ];
     const errors: string[] = [];
     for (const [method, params, ref] of cases) {
-      const result = await run(method, input, { target, ...params });
+      const result = await runMethod(method, input, { target, ...params });
       const expected = fixture(`${FIX}/${ref}`);
       assert.deepEqual(result.map.dims, expected.dims, `${method} shape`);
       const err = maxRelativeError(result.map.data, expected.data);
@@ -73,7 +55,7 @@ for (const m of manifest.models) {
 Deno.test("gradient methods match torch on the pretrained MobileNetV2", async () => {
   const dir = `${FIX}/imagenet_mobilenet_v2`;
   const model = await openModel(Deno.readFileSync(MOBILENET), { name: "mnv2", backend: "wasm" });
-  const input = await inputFor(model, fixture(`${dir}/input.npy`));
+  const input = await methodInput(model, fixture(`${dir}/input.npy`));
   // This dequantized net has many pre-activations at ReLU6's bounds, where float32 rounding
   // flips masks: torch itself in float32 is ~2e-2 from its float64 reference. The plain input
   // gradient must be as close as torch float32 is; the others must meet 1e-4.
@@ -90,7 +72,7 @@ Deno.test("gradient methods match torch on the pretrained MobileNetV2", async ()
       ["gradcam", {}, "gradcam", TOLERANCE],
     ] as const
   ) {
-    const result = await run(method, input, { target: [285, 967], ...params });
+    const result = await runMethod(method, input, { target: [285, 967], ...params });
     const err = maxRelativeError(result.map.data, fixture(`${dir}/${ref}.npy`).data);
     console.log(
       `mobilenet_v2 (pretrained) ${method}: ${err.toExponential(1)}` +

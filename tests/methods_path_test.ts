@@ -5,37 +5,25 @@
 import assert from "node:assert/strict";
 import "../plugins/mod.ts";
 import { openModel } from "../plugins/model/onnx_model.ts";
-import { getPlugin } from "../pipeline/registry.ts";
-import type { MethodInput, MethodPlugin } from "../pipeline/plugin.ts";
-import type { Explanation, Model } from "../pipeline/types.ts";
+import type { Model } from "../pipeline/types.ts";
 import { batchItem, concatBatch, type Tensor, tensor } from "../kernels/tensor.ts";
 import { encodeNpy } from "../kernels/npy.ts";
-import { fixture, hasWebGpu, maxAbsError, maxRelativeError, MOBILENET, ROOT } from "./_helpers.ts";
+import {
+  fixture,
+  hasWebGpu,
+  maxAbsError,
+  maxRelativeError,
+  methodInput,
+  MOBILENET,
+  ROOT,
+  runMethod,
+} from "./_helpers.ts";
 
 const FIX = "tests/fixtures/torch";
 
 async function open(name: string, backend: "wasm" | "webgpu" = "wasm"): Promise<Model> {
   const path = name === "pretrained" ? MOBILENET : `${ROOT}/${FIX}/${name}/model.onnx`;
   return await openModel(Deno.readFileSync(path), { name, backend });
-}
-
-async function inputFor(
-  model: Model,
-  x: Tensor,
-  extra: Partial<MethodInput> = {},
-): Promise<MethodInput> {
-  const logits = (await model.run(x))[model.outputName];
-  const names = Array.from({ length: x.dims[0] }, (_, i) => `img${i}`);
-  return { model, batch: { tensor: x, names }, logits, ...extra };
-}
-
-async function run(
-  name: string,
-  input: MethodInput,
-  params: Record<string, unknown>,
-): Promise<Explanation> {
-  const plugin = getPlugin("method", name) as MethodPlugin<unknown>;
-  return await plugin.run(input, plugin.params.parse(params));
 }
 
 const manifest = JSON.parse(Deno.readTextFileSync(`${ROOT}/${FIX}/manifest.json`)) as {
@@ -46,7 +34,7 @@ const targetsOf = (name: string) => manifest.models.find((m) => m.name === name)
 for (const name of ["mobilenet_v3_small", "efficientnet"]) {
   Deno.test(`integrated gradients and SmoothGrad match torch on ${name}`, async () => {
     const model = await open(name);
-    const input = await inputFor(model, fixture(`${FIX}/${name}/input.npy`));
+    const input = await methodInput(model, fixture(`${FIX}/${name}/input.npy`));
     const target = targetsOf(name);
     const report: string[] = [];
     for (
@@ -66,7 +54,7 @@ for (const name of ["mobilenet_v3_small", "efficientnet"]) {
         ],
       ] as const
     ) {
-      const result = await run(method, input, { target, internal_batch: 5, ...params });
+      const result = await runMethod(method, input, { target, internal_batch: 5, ...params });
       const err = maxRelativeError(result.map.data, fixture(`${FIX}/${name}/${ref}.npy`).data);
       report.push(`${ref} ${err.toExponential(1)}`);
       assert.ok(err <= 1e-4, `${ref}: ${err}`);
@@ -82,8 +70,11 @@ Deno.test("IG completeness gap is under 1% at 64 Gauss-Legendre steps on smooth 
   // the random-weight ReLU fixtures torch's own 64-point IG leaves gaps of 1–280%.
   for (const name of ["efficientnet", "convnext", "convnext_opset13"]) {
     const model = await open(name);
-    const input = await inputFor(model, fixture(`${FIX}/${name}/input.npy`));
-    const result = await run("integrated-gradients", input, { steps: 64, internal_batch: 32 });
+    const input = await methodInput(model, fixture(`${FIX}/${name}/input.npy`));
+    const result = await runMethod("integrated-gradients", input, {
+      steps: 64,
+      internal_batch: 32,
+    });
     const rel = result.info!.delta_relative as number[];
     console.log(`${name}: completeness gap ${rel.map((r) => r.toExponential(1)).join(", ")}`);
     for (const r of rel) assert.ok(r <= 0.01, `${name}: gap ${r}`);
@@ -96,8 +87,8 @@ Deno.test("IG on the pretrained MobileNetV2 equals torch's, completeness gap inc
   // leaves a 3.2% gap (128 points: 0.5%). Lantern must reproduce torch, gap and all.
   const model = await open("pretrained");
   const x = batchItem(fixture(`${FIX}/imagenet_mobilenet_v2/input.npy`), 0);
-  const input = await inputFor(model, x);
-  const result = await run("integrated-gradients", input, {
+  const input = await methodInput(model, x);
+  const result = await runMethod("integrated-gradients", input, {
     target: 285,
     steps: 64,
     internal_batch: 32,
@@ -122,10 +113,10 @@ Deno.test("IG on the pretrained MobileNetV2 equals torch's, completeness gap inc
 
 Deno.test("IG is linear in the target and every rule converges to the same integral", async () => {
   const model = await open("squeezenet");
-  const input = await inputFor(model, fixture(`${FIX}/squeezenet/input.npy`));
+  const input = await methodInput(model, fixture(`${FIX}/squeezenet/input.npy`));
   const [a, b] = [3, 7];
   const ig = async (target: number, rule = "gausslegendre", steps = 32) =>
-    (await run("integrated-gradients", input, { target, rule, steps })).map.data;
+    (await runMethod("integrated-gradients", input, { target, rule, steps })).map.data;
   // Linearity: IG of 2·f_a − f_b equals 2·IG(f_a) − IG(f_b); the left side is integrated here
   // with the kit's gradients() and an arbitrary seed, the right side by the method.
   const { gradients } = await import("../pipeline/gradients.ts");
@@ -167,24 +158,38 @@ Deno.test("IG baselines: number, file, uniform (seeded) and blurred", async () =
     `${dir}/half.npy`,
     encodeNpy(tensor(new Float32Array(x.data.length / 2).fill(0.5), [1, ...x.dims.slice(1)])),
   );
-  const input = await inputFor(model, x, { readFile: (p) => Deno.readFile(`${dir}/${p}`) });
+  const input = await methodInput(model, x, { readFile: (p) => Deno.readFile(`${dir}/${p}`) });
   const params = { steps: 8 };
-  const fromNumber = await run("integrated-gradients", input, { ...params, baseline: 0.5 });
-  const fromFile = await run("integrated-gradients", input, { ...params, baseline: "half.npy" });
+  const fromNumber = await runMethod("integrated-gradients", input, { ...params, baseline: 0.5 });
+  const fromFile = await runMethod("integrated-gradients", input, {
+    ...params,
+    baseline: "half.npy",
+  });
   assert.deepEqual(fromFile.map.data, fromNumber.map.data);
-  const u1 = await run("integrated-gradients", input, { ...params, baseline: "uniform", seed: 1 });
-  const u1again = await run("integrated-gradients", input, {
+  const u1 = await runMethod("integrated-gradients", input, {
     ...params,
     baseline: "uniform",
     seed: 1,
   });
-  const u2 = await run("integrated-gradients", input, { ...params, baseline: "uniform", seed: 2 });
+  const u1again = await runMethod("integrated-gradients", input, {
+    ...params,
+    baseline: "uniform",
+    seed: 1,
+  });
+  const u2 = await runMethod("integrated-gradients", input, {
+    ...params,
+    baseline: "uniform",
+    seed: 2,
+  });
   assert.deepEqual(u1.map.data, u1again.map.data);
   assert.ok(maxAbsError(u1.map.data, u2.map.data) > 0);
-  const blurred = await run("integrated-gradients", input, { ...params, baseline: "blurred" });
+  const blurred = await runMethod("integrated-gradients", input, {
+    ...params,
+    baseline: "blurred",
+  });
   for (const r of blurred.info!.delta_relative as number[]) assert.ok(Number.isFinite(r));
   await assert.rejects(
-    run("integrated-gradients", input, { ...params, baseline: "missing.npy" }),
+    runMethod("integrated-gradients", input, { ...params, baseline: "missing.npy" }),
     /cannot read baseline "missing\.npy"/,
   );
   await Deno.remove(dir, { recursive: true });
@@ -193,17 +198,21 @@ Deno.test("IG baselines: number, file, uniform (seeded) and blurred", async () =
 
 Deno.test("SmoothGrad: sigma 0 is the gradient, seeds reproduce, variants agree", async () => {
   const model = await open("resnet_basic");
-  const input = await inputFor(model, fixture(`${FIX}/resnet_basic/input.npy`));
-  const grad = (await run("saliency", input, { abs: false })).map.data;
-  const still = await run("smoothgrad", input, { samples: 3, sigma: 0 });
+  const input = await methodInput(model, fixture(`${FIX}/resnet_basic/input.npy`));
+  const grad = (await runMethod("saliency", input, { abs: false })).map.data;
+  const still = await runMethod("smoothgrad", input, { samples: 3, sigma: 0 });
   assert.ok(maxAbsError(still.map.data, grad) < 1e-6);
-  const sq = await run("smoothgrad", input, { samples: 3, sigma: 0, variant: "smoothgrad_sq" });
+  const sq = await runMethod("smoothgrad", input, {
+    samples: 3,
+    sigma: 0,
+    variant: "smoothgrad_sq",
+  });
   assert.ok(maxRelativeError(sq.map.data, grad.map((g) => g * g)) < 1e-5);
-  const vg = await run("smoothgrad", input, { samples: 3, sigma: 0, variant: "vargrad" });
+  const vg = await runMethod("smoothgrad", input, { samples: 3, sigma: 0, variant: "vargrad" });
   assert.ok(Math.max(...vg.map.data.map(Math.abs)) < 1e-9 * Math.max(...sq.map.data));
-  const a = await run("smoothgrad", input, { samples: 4, seed: 5 });
-  const b = await run("smoothgrad", input, { samples: 4, seed: 5, internal_batch: 3 });
-  const c = await run("smoothgrad", input, { samples: 4, seed: 6 });
+  const a = await runMethod("smoothgrad", input, { samples: 4, seed: 5 });
+  const b = await runMethod("smoothgrad", input, { samples: 4, seed: 5, internal_batch: 3 });
+  const c = await runMethod("smoothgrad", input, { samples: 4, seed: 6 });
   assert.ok(maxAbsError(a.map.data, b.map.data) < 1e-6, "batching must not change the noise");
   assert.ok(maxAbsError(a.map.data, c.map.data) > 1e-6, "another seed gives other noise");
   await model.dispose();
@@ -211,25 +220,25 @@ Deno.test("SmoothGrad: sigma 0 is the gradient, seeds reproduce, variants agree"
 
 Deno.test("targets: top-k and several per image give one row per (image, class)", async () => {
   const model = await open("resnet_basic");
-  const input = await inputFor(model, fixture(`${FIX}/resnet_basic/input.npy`));
-  const top2 = await run("gradcam", input, { target: "top2" });
+  const input = await methodInput(model, fixture(`${FIX}/resnet_basic/input.npy`));
+  const top2 = await runMethod("gradcam", input, { target: "top2" });
   assert.deepEqual(top2.map.dims.slice(0, 2), [4, 1]);
   assert.deepEqual(top2.images, [0, 0, 1, 1]);
   const [t0, t1] = targetsOf("resnet_basic");
   assert.equal(top2.targets[0], t0);
   assert.equal(top2.targets[2], t1);
-  const listed = await run("saliency", input, { target: [[1, 2], 3] });
+  const listed = await runMethod("saliency", input, { target: [[1, 2], 3] });
   assert.deepEqual(listed.targets, [1, 2, 3]);
   assert.deepEqual(listed.images, [0, 0, 1]);
-  const one = await run("saliency", input, { target: 2 });
+  const one = await runMethod("saliency", input, { target: 2 });
   const per = one.map.data.length / 2;
   assert.deepEqual(listed.map.data.subarray(per, 2 * per), one.map.data.subarray(0, per));
   await assert.rejects(
-    run("saliency", input, { target: 10 }),
+    runMethod("saliency", input, { target: 10 }),
     /target 10 is out of range: the model has 10 classes/,
   );
   await assert.rejects(
-    run("saliency", input, { target: [1] }),
+    runMethod("saliency", input, { target: [1] }),
     /target list has 1 entries, expected one per image \(2\)/,
   );
   await model.dispose();
@@ -238,14 +247,14 @@ Deno.test("targets: top-k and several per image give one row per (image, class)"
 Deno.test("a batch gives the same maps as its images one by one", async () => {
   const model = await open("resnet_basic");
   const x = fixture(`${FIX}/resnet_basic/input.npy`);
-  const batch = await inputFor(model, x);
+  const batch = await methodInput(model, x);
   for (const method of ["gradcam", "guided-backprop", "integrated-gradients"]) {
     const params = method === "integrated-gradients" ? { steps: 8 } : {};
-    const whole = await run(method, batch, params);
+    const whole = await runMethod(method, batch, params);
     const parts: Tensor[] = [];
     for (let i = 0; i < 2; i++) {
-      const single = await inputFor(model, batchItem(x, i));
-      parts.push((await run(method, single, params)).map);
+      const single = await methodInput(model, batchItem(x, i));
+      parts.push((await runMethod(method, single, params)).map);
     }
     const err = maxRelativeError(whole.map.data, concatBatch(parts).data);
     assert.ok(err < 1e-5, `${method}: batch vs single ${err}`);
@@ -262,11 +271,11 @@ Deno.test("gradient methods agree on WASM and WebGPU within 1e-4", async () => {
     const x = fixture(`${FIX}/${name}/input.npy`);
     const wasm = await open(name, "wasm");
     const gpu = await open(name, "webgpu");
-    const [a, b] = [await inputFor(wasm, x), await inputFor(gpu, x)];
+    const [a, b] = [await methodInput(wasm, x), await methodInput(gpu, x)];
     for (const method of ["saliency", "guided-backprop", "deconvnet", "gradcam"]) {
       const err = maxRelativeError(
-        (await run(method, b, {})).map.data,
-        (await run(method, a, {})).map.data,
+        (await runMethod(method, b, {})).map.data,
+        (await runMethod(method, a, {})).map.data,
       );
       console.log(`${name} ${method}: webgpu vs wasm ${err.toExponential(1)}`);
       assert.ok(err <= 1e-4, `${name} ${method}: ${err}`);
