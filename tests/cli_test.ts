@@ -269,3 +269,30 @@ Deno.test("explain runs end to end on the WebGPU backend (llvmpipe in CI) like o
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("the demo pipeline runs on the bundled model and photos", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const r = await lantern("run", "examples/demo.yaml", "--out", out);
+    assert.equal(r.code, 0, r.stderr);
+    const files = await listDir(out);
+    for (const stem of ["astronaut_face", "grace_hopper_face"]) {
+      for (
+        const f of [
+          "cam.png",
+          "gradcam.png",
+          "integrated-gradients.png",
+          "occlusion.png",
+          "feature-maps_grid.png",
+          "cam.npy",
+        ]
+      ) {
+        assert.ok(files.includes(`${stem}_${f}`), `${stem}_${f} missing`);
+      }
+    }
+    const json = JSON.parse(await Deno.readTextFile(`${out}/results.json`));
+    assert.equal(json.images[0].predictions[0].label, "happy"); // the astronaut smiles
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
