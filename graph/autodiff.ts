@@ -22,13 +22,13 @@ import {
 import {
   decodeModel,
   encodeModel,
-  floatOutput,
   initializerNames,
   type ModelProto,
   type NodeProto,
   opsetVersion,
   producers,
 } from "./onnx_io.ts";
+import { didYouMean, LanternError } from "../pipeline/errors.ts";
 import { GraphBuilder, makeValueInfo } from "./builder.ts";
 import { inferShapes } from "./rules/shapes.ts";
 import { upgradeNodes } from "./rules/upgrade.ts";
@@ -91,12 +91,12 @@ export function buildGradientGraph(
 ): GradientGraph {
   const source = model instanceof Uint8Array ? decodeModel(model) : model;
   const graph = source.graph;
-  if (!graph) throw new Error("Cannot differentiate model: it has no graph");
+  if (!graph) throw new LanternError("Cannot differentiate model: it has no graph");
   const srcOpset = opsetVersion(source);
   const opset = Math.max(srcOpset, MIN_OPSET);
   const relu = spec.relu ?? "standard";
   if (!["standard", "guided", "deconvnet"].includes(relu)) {
-    throw new Error(
+    throw new LanternError(
       `Cannot differentiate model: relu rule "${relu}" is not standard, guided or deconvnet`,
     );
   }
@@ -134,7 +134,11 @@ export function buildGradientGraph(
   for (const n of nodes) for (const o of n.output) if (o) known.add(o);
   const check = (name: string, role: string) => {
     if (!known.has(name)) {
-      throw new Error(`Cannot differentiate model: ${role} tensor "${name}" is not in the graph`);
+      throw new LanternError(
+        `Cannot differentiate model: ${role} tensor "${name}" is not in the graph${
+          didYouMean(name, known)
+        }`,
+      );
     }
   };
   check(spec.of, "'of'");
@@ -142,7 +146,9 @@ export function buildGradientGraph(
   for (const k of spec.keep ?? []) check(k, "'keep'");
   for (const w of spec.wrt) {
     if (!FLOAT_TYPES.has(info.get(w).type)) {
-      throw new Error(`Cannot differentiate with respect to "${w}": it is not a float tensor`);
+      throw new LanternError(
+        `Cannot differentiate with respect to "${w}": it is not a float tensor`,
+      );
     }
   }
 
@@ -188,7 +194,7 @@ export function buildGradientGraph(
     if (dy.every((g) => g === undefined)) continue;
     const r = node.domain && node.domain !== "ai.onnx" ? undefined : RULES[node.opType];
     if (!r) {
-      throw new Error(
+      throw new LanternError(
         `Cannot differentiate node ${nodeLabel(node)}: no backward rule; supported ops are ${
           differentiableOps().join(", ")
         }`,
@@ -198,7 +204,7 @@ export function buildGradientGraph(
     const needs = node.input.map((t, i) => !!t && after.has(t) && diff.includes(i));
     node.input.forEach((t, i) => {
       if (t && after.has(t) && !diff.includes(i) && FLOAT_TYPES.has(info.get(t).type)) {
-        throw new Error(
+        throw new LanternError(
           `Cannot differentiate node ${
             nodeLabel(node)
           }: no gradient with respect to its input ${i} ("${t}"), which depends on a 'wrt' tensor`,
@@ -212,7 +218,7 @@ export function buildGradientGraph(
       dx = r.backward(ctx);
     } catch (e) {
       if (e instanceof RuleError) {
-        throw new Error(`Cannot differentiate node ${nodeLabel(node)}: ${e.message}`);
+        throw new LanternError(`Cannot differentiate node ${nodeLabel(node)}: ${e.message}`);
       }
       throw e;
     }
@@ -262,16 +268,26 @@ export function buildGradientGraph(
   }
   kept.reverse();
   const initializers = [...graph.initializer, ...b.initializers].filter((t) => needed.has(t.name));
-  const seedDims = info.get(spec.of).dims?.map((d, i) =>
-    typeof d === "number"
-      ? d
-      : typeof d === "string" && !d.startsWith("?")
-      ? d
-      : `${spec.of}_dim${i}`
-  );
+  /** A value info with the inferred shape of `like` (symbolic dims as named params). */
+  const valueInfo = (name: string, like: string) => {
+    const facts = info.get(like);
+    const dims = facts.dims?.map((d, i) =>
+      typeof d === "number" || (typeof d === "string" && !d.startsWith("?")) ? d : `${name}_d${i}`
+    );
+    const type = facts.type === TensorProto_DataType.INT64
+      ? "int64"
+      : facts.type === TensorProto_DataType.BOOL
+      ? "bool"
+      : facts.type === TensorProto_DataType.INT32
+      ? "int32"
+      : "float";
+    return makeValueInfo(name, { dims, type });
+  };
+  const likeOf = new Map<string, string>(outputs.map((o) => [o, o]));
+  spec.wrt.forEach((w, i) => likeOf.set(gradNames[i], w));
   const inputs = [
     ...graph.input.filter((i) => !inits.has(i.name)),
-    makeValueInfo(seed, { dims: seedDims }),
+    valueInfo(seed, spec.of),
   ];
   const opsetImport = source.opsetImport
     .filter((o) => o.domain !== "" && o.domain !== "ai.onnx")
@@ -285,7 +301,7 @@ export function buildGradientGraph(
       node: kept,
       initializer: initializers,
       input: inputs,
-      output: finalNames.map((n) => floatOutput(n)),
+      output: finalNames.map((n) => valueInfo(n, likeOf.get(n)!)),
     }),
   });
   return { bytes: encodeModel(out), seed, grads: gradNames, outputs };

@@ -11,7 +11,6 @@ import {
   type AttributeProto,
   AttributeProto_AttributeType,
   AttributeProtoSchema,
-  type GraphProto,
   GraphProtoSchema,
   type ModelProto,
   ModelProtoSchema,
@@ -202,16 +201,16 @@ export function getAttr(node: NodeProto, name: string): AttributeProto | undefin
   return node.attribute.find((a) => a.name === name);
 }
 
-/** An INT attribute as a number, or `fallback`. */
-export function attrInt(node: NodeProto, name: string, fallback: number): number {
+/** An INT attribute as a number, or `undefined` when absent. */
+export function attrInt(node: NodeProto, name: string): number | undefined {
   const a = getAttr(node, name);
-  return a ? Number(a.i) : fallback;
+  return a ? Number(a.i) : undefined;
 }
 
-/** A FLOAT attribute, or `fallback`. */
-export function attrFloat(node: NodeProto, name: string, fallback: number): number {
+/** A FLOAT attribute, or `undefined` when absent. */
+export function attrFloat(node: NodeProto, name: string): number | undefined {
   const a = getAttr(node, name);
-  return a ? a.f : fallback;
+  return a ? a.f : undefined;
 }
 
 /** An INTS attribute as numbers, or `undefined` when absent. */
@@ -220,10 +219,10 @@ export function attrInts(node: NodeProto, name: string): number[] | undefined {
   return a ? a.ints.map(Number) : undefined;
 }
 
-/** A STRING attribute decoded as UTF-8, or `fallback`. */
-export function attrString(node: NodeProto, name: string, fallback: string): string {
+/** A STRING attribute decoded as UTF-8, or `undefined` when absent. */
+export function attrString(node: NodeProto, name: string): string | undefined {
   const a = getAttr(node, name);
-  return a ? new TextDecoder().decode(a.s) : fallback;
+  return a ? new TextDecoder().decode(a.s) : undefined;
 }
 
 /** A value info for a tensor; `dims` entries may be numbers or symbolic names; no dims = any. */
@@ -367,7 +366,10 @@ export class GraphBuilder {
   }
 
   /** A constant initializer (shared with an earlier one of equal value, shape and type). */
-  constant(values: ArrayLike<number>, options: { dims?: readonly number[]; type?: ElemType } = {}) {
+  constant(
+    values: ArrayLike<number>,
+    options: { dims?: readonly number[]; type?: ElemType } = {},
+  ): string {
     const type = options.type ?? "float";
     const dims = options.dims ?? [values.length];
     const small = values.length <= 64;

@@ -11,6 +11,7 @@ export {
 } from "./autodiff.ts";
 export {
   attrFloat,
+  type AttributeProto,
   attrInt,
   attrInts,
   attrString,
@@ -24,6 +25,8 @@ export {
   makeValueInfo,
   type ModelParts,
   type NodeOptions,
+  type TensorProto,
   tensorValues,
+  type ValueInfoProto,
 } from "./builder.ts";
 export * from "./onnx_io.ts";

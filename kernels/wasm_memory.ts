@@ -3,13 +3,19 @@
  * run.
  *
  * Why: with `numThreads > 1`, onnxruntime-web's heap is a shared `WebAssembly.Memory` that starts
- * at 16 MiB and grows on demand. When it grows on the main thread in the middle of a session run
- * — which happens on the first run of any graph whose tensors are not all covered by the memory
- * plan, such as a graph that exposes intermediate tensors or a backward graph — a worker thread
- * can go on with a stale view of the memory and the run never finishes (V8 updates other
- * isolates' view of a grown shared memory lazily; dotnet/runtime#94299 describes the same
- * failure). Reproduced here: MobileNetV2 with every tensor as an output hung in 4 of 4 runs with 2
- * threads and never with 1; with the memory reserved it completed 8 of 8 (tools/hang_repro.ts).
+ * at 16 MiB and grows on demand — a lot on the first run of a graph whose tensors are not all
+ * covered by its memory plan (backward graphs, graphs exposing intermediate tensors). Deno runs
+ * wasm without V8's trap handler, so V8 emits explicit bounds checks, and optimized code in a
+ * worker that is spinning in onnxruntime's thread pool keeps the memory size it started with.
+ * When the main thread grows the heap, the worker's next access past the old end traps ("memory
+ * access out of bounds"); the dead worker is never reported and the main thread spins forever
+ * waiting for it. `tools/wasm_grow_repro/` shows the V8 behaviour in 25 lines of wasm without
+ * onnxruntime; `tools/hang_repro.ts raw` shows the hang (MobileNetV2 exposing every tensor: 4 of
+ * 4 runs hung with 2 threads, none with 1; SqueezeNet's backward graph: 6 of 8). With the heap
+ * reserved, 8 of 8 and 10 of 10 completed.
+ *
+ * The reservation holds while peak heap use stays under it: very large batches with threads
+ * need a larger `LANTERN_WASM_RESERVE_MB`.
  *
  * Reserving costs address space, not RAM: untouched pages of a fresh mapping are not backed.
  *

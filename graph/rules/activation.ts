@@ -8,7 +8,7 @@
  * @module
  */
 import { attrFloat, attrInt } from "../builder.ts";
-import { constInput } from "./shapes.ts";
+import { constValue } from "./shapes.ts";
 import { needRank, normAxis, reduceSum, type Rule, rule, type RuleContext } from "./common.ts";
 
 /** Clip bounds when they are constants: `undefined` for an absent bound, `null` if dynamic. */
@@ -18,7 +18,7 @@ export function clipBounds(c: Pick<RuleContext, "node" | "info">): {
 } {
   const bound = (i: number) => {
     if (!c.node.input[i]) return undefined;
-    const v = constInput(c.node, i, c.info);
+    const v = constValue(c.info, c.node.input[i]);
     return v && v.length === 1 ? v[0] : null;
   };
   return { min: bound(1), max: bound(2) };
@@ -44,7 +44,7 @@ function reluBackward(c: RuleContext, max: string | undefined): string {
 export const ACTIVATION_RULES: Record<string, Rule> = {
   Relu: rule([0], (c) => [reluBackward(c, undefined)]),
   Clip: rule([0], (c) => {
-    const { min, max } = clipBounds(c);
+    const { min } = clipBounds(c);
     const maxName = c.node.input[2] || undefined;
     if (min === 0) return [reluBackward(c, maxName)];
     // A general clamp passes the gradient strictly inside (min, max), like torch's hardtanh.
@@ -56,7 +56,7 @@ export const ACTIVATION_RULES: Record<string, Rule> = {
   }),
   LeakyRelu: rule([0], (c) => {
     const x = c.node.input[0], g = c.dy[0]!;
-    const alpha = attrFloat(c.node, "alpha", 0.01);
+    const alpha = attrFloat(c.node, "alpha") ?? 0.01;
     const neg = c.b.op("Mul", [g, c.b.scalar(alpha)]);
     return [c.b.op("Where", [c.b.op("Greater", [x, c.b.scalar(0)]), g, neg])];
   }),
@@ -78,7 +78,7 @@ export const ACTIVATION_RULES: Record<string, Rule> = {
   }),
   HardSigmoid: rule([0], (c) => {
     const y = c.node.output[0], zero = c.b.scalar(0);
-    const alpha = attrFloat(c.node, "alpha", 0.2);
+    const alpha = attrFloat(c.node, "alpha") ?? 0.2;
     const g = c.b.op("Mul", [c.dy[0]!, c.b.scalar(alpha)]);
     const inner = c.b.op("Where", [c.b.op("Less", [y, c.b.scalar(1)]), g, zero]);
     return [c.b.op("Where", [c.b.op("Greater", [y, zero]), inner, zero])];
@@ -96,7 +96,7 @@ export const ACTIVATION_RULES: Record<string, Rule> = {
   }),
   Elu: rule([0], (c) => {
     const x = c.node.input[0], y = c.node.output[0], g = c.dy[0]!;
-    const alpha = attrFloat(c.node, "alpha", 1);
+    const alpha = attrFloat(c.node, "alpha") ?? 1;
     const neg = c.b.op("Mul", [g, c.b.op("Add", [y, c.b.scalar(alpha)])]);
     return [c.b.op("Where", [c.b.op("Greater", [x, c.b.scalar(0)]), g, neg])];
   }),
@@ -105,14 +105,14 @@ export const ACTIVATION_RULES: Record<string, Rule> = {
   ]),
   Softmax: rule([0], (c) => {
     const y = c.node.output[0], g = c.dy[0]!;
-    const axis = normAxis(attrInt(c.node, "axis", -1), needRank(c, y));
-    const dot = reduceSum(c, c.b.op("Mul", [g, y]), [axis], true);
+    const axis = normAxis(attrInt(c.node, "axis") ?? -1, needRank(c, y));
+    const dot = reduceSum(c, c.b.op("Mul", [g, y]), { axes: [axis], keepdims: true });
     return [c.b.op("Mul", [y, c.b.op("Sub", [g, dot])])];
   }),
   LogSoftmax: rule([0], (c) => {
     const y = c.node.output[0], g = c.dy[0]!;
-    const axis = normAxis(attrInt(c.node, "axis", -1), needRank(c, y));
-    const sum = reduceSum(c, g, [axis], true);
+    const axis = normAxis(attrInt(c.node, "axis") ?? -1, needRank(c, y));
+    const sum = reduceSum(c, g, { axes: [axis], keepdims: true });
     return [c.b.op("Sub", [g, c.b.op("Mul", [c.b.op("Exp", [y]), sum])])];
   }),
 };

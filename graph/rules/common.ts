@@ -17,7 +17,7 @@ export interface RuleContext {
   readonly b: GraphBuilder;
   /** The forward node. */
   readonly node: NodeProto;
-  /** Shape/type/value facts of the forward graph (and of emitted tensors the rules record). */
+  /** Shape/type/value facts of the forward graph. */
   readonly info: ShapeInfo;
   /** Default-domain opset of the output model. */
   readonly opset: number;
@@ -72,39 +72,47 @@ export function needRank(ctx: RuleContext, name: string): number {
 export function reduceSum(
   ctx: RuleContext,
   x: string,
-  axes: readonly number[],
-  keepdims: boolean,
+  options: { axes: readonly number[]; keepdims: boolean },
 ): string {
-  if (axes.length === 0) return x;
-  return ctx.b.op("ReduceSum", [x, ctx.b.ints(axes)], { keepdims: keepdims ? 1 : 0 });
+  if (options.axes.length === 0) return x;
+  const keepdims = options.keepdims ? 1 : 0;
+  return ctx.b.op("ReduceSum", [x, ctx.b.ints(options.axes)], { keepdims });
 }
 
 /** `ReduceMean`/`ReduceMax` with axes as attribute (opset < 18) or input (≥ 18). */
 export function reduceOp(
   ctx: RuleContext,
-  op: "ReduceMean" | "ReduceMax",
   x: string,
-  options: { axes: readonly number[]; keepdims: boolean },
+  options: { op: "ReduceMean" | "ReduceMax"; axes: readonly number[]; keepdims: boolean },
 ): string {
   const keepdims = options.keepdims ? 1 : 0;
-  if (ctx.opset >= 18) return ctx.b.op(op, [x, ctx.b.ints(options.axes)], { keepdims });
-  return ctx.b.op(op, [x], { axes: options.axes, keepdims });
+  if (ctx.opset >= 18) return ctx.b.op(options.op, [x, ctx.b.ints(options.axes)], { keepdims });
+  return ctx.b.op(options.op, [x], { axes: options.axes, keepdims });
 }
 
 /** `Unsqueeze(x, axes)` (axes input, opset ≥ 13). */
-export function unsqueeze(ctx: RuleContext, x: string, axes: readonly number[]): string {
-  if (axes.length === 0) return x;
-  return ctx.b.op("Unsqueeze", [x, ctx.b.ints(axes)]);
+export function unsqueeze(
+  ctx: RuleContext,
+  x: string,
+  options: { axes: readonly number[] },
+): string {
+  if (options.axes.length === 0) return x;
+  return ctx.b.op("Unsqueeze", [x, ctx.b.ints(options.axes)]);
 }
 
 /** `Squeeze(x, axes)` (axes input, opset ≥ 13). */
-export function squeeze(ctx: RuleContext, x: string, axes: readonly number[]): string {
-  if (axes.length === 0) return x;
-  return ctx.b.op("Squeeze", [x, ctx.b.ints(axes)]);
+export function squeeze(
+  ctx: RuleContext,
+  x: string,
+  options: { axes: readonly number[] },
+): string {
+  if (options.axes.length === 0) return x;
+  return ctx.b.op("Squeeze", [x, ctx.b.ints(options.axes)]);
 }
 
 /** `Reshape(x)` to the shape of `like`: a constant when static, else `Shape(like)`. */
-export function reshapeLike(ctx: RuleContext, x: string, like: string): string {
+export function reshapeLike(ctx: RuleContext, x: string, options: { like: string }): string {
+  const like = options.like;
   const dims = ctx.info.get(like).dims;
   const shape = isStatic(dims) ? ctx.b.ints(dims) : ctx.shapeOf(like);
   return ctx.b.op("Reshape", [x, shape]);
@@ -125,9 +133,9 @@ export function zerosLike(ctx: RuleContext, like: string): string {
 export function sumTo(
   ctx: RuleContext,
   g: string,
-  target: string,
-  outDims: readonly Dim[] | undefined,
+  options: { target: string; outDims: readonly Dim[] | undefined },
 ): string {
+  const { target, outDims } = options;
   const t = ctx.info.get(target).dims;
   if (t && outDims && t.length <= outDims.length) {
     const lead = outDims.length - t.length;
@@ -144,8 +152,8 @@ export function sumTo(
     });
     if (known) {
       if (axes.length === 0) return g;
-      const r = reduceSum(ctx, g, axes, true);
-      return squeeze(ctx, r, axes.filter((a) => a < lead));
+      const r = reduceSum(ctx, g, { axes, keepdims: true });
+      return squeeze(ctx, r, { axes: axes.filter((a) => a < lead) });
     }
   }
   const rt = ctx.info.rank(target);
@@ -155,7 +163,7 @@ export function sumTo(
   }
   let r = g;
   if (rg > rt) {
-    r = reduceSum(ctx, r, Array.from({ length: rg - rt }, (_, i) => i), false);
+    r = reduceSum(ctx, r, { axes: Array.from({ length: rg - rt }, (_, i) => i), keepdims: false });
   }
   const mask = ctx.b.op("Equal", [
     ctx.shapeOf(target),
@@ -168,9 +176,4 @@ export function sumTo(
 /** Dims of a forward output, for broadcasting rules. */
 export function outDims(ctx: RuleContext, i = 0): Dim[] | undefined {
   return ctx.info.get(ctx.node.output[i]).dims;
-}
-
-/** A float scalar constant. */
-export function scalar(ctx: RuleContext, v: number): string {
-  return ctx.b.scalar(v);
 }

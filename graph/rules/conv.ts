@@ -6,7 +6,7 @@
  * @module
  */
 import { attrInt } from "../builder.ts";
-import { windowParams } from "./shapes.ts";
+import { isStatic, windowParams } from "./shapes.ts";
 import { needRank, type Rule, rule, type RuleContext, RuleError } from "./common.ts";
 
 /**
@@ -50,10 +50,15 @@ export function transposedWindow(
         end.push(0);
         outPad.push(-tail);
       }
-    } else {
+    } else if (strides[i] === 1) {
+      // With stride 1 the transposed output is exactly h + begin + end long.
       end.push(pads.end[i]);
       outPad.push(0);
-      if (strides[i] > 1) dynamic = true;
+    } else {
+      // Unknown size: keep everything past `begin`; cropped or padded to h below.
+      end.push(0);
+      outPad.push(0);
+      dynamic = true;
     }
   }
   const attrs = {
@@ -66,11 +71,69 @@ export function transposedWindow(
   };
   const r = c.b.op("ConvTranspose", [options.g, options.w], attrs);
   if (!dynamic) return r;
-  // Spatial dims unknown: zero-pad the tail rows the transposed conv could not produce.
+  // Spatial dims unknown: crop to the input's size, then zero-pad rows no window reached.
   const rank = needRank(c, options.x);
-  const missing = c.b.op("Sub", [c.shapeOf(options.x), c.b.op("Shape", [r])]);
-  const padSpec = c.b.op("Concat", [c.b.ints(new Array(rank).fill(0)), missing], { axis: 0 });
-  return c.b.op("Pad", [r, padSpec]);
+  const axes = Array.from({ length: n }, (_, i) => i + 2);
+  const size = c.b.op("Slice", [c.shapeOf(options.x), c.b.ints([2]), c.b.ints([rank])]);
+  const cropped = c.b.op("Slice", [r, c.b.ints(axes.map(() => 0)), size, c.b.ints(axes)]);
+  // `g` may fold planes of x ([N·C, …]), so only the spatial dims are compared.
+  const got = c.b.op("Slice", [c.b.op("Shape", [cropped]), c.b.ints([2]), c.b.ints([rank])]);
+  const missing = c.b.op("Sub", [size, got]);
+  const padSpec = c.b.op("Concat", [c.b.ints(new Array(rank + 2).fill(0)), missing], { axis: 0 });
+  return c.b.op("Pad", [cropped, padSpec]);
+}
+
+/** Large enough to mean "past the start" in a reversing Slice, exact as a double. */
+const BEFORE_START = -(2 ** 62);
+
+/**
+ * dx of a stride-1 grouped conv as a Conv of dy with the spatially flipped, group-transposed
+ * kernel, or `undefined` when that does not apply. onnxruntime's CPU ConvTranspose runs one
+ * small GEMM plus col2im per group, several times slower than its depthwise/grouped Conv; the
+ * kernel rearrangement only reads initializers, so onnxruntime folds it at load time.
+ */
+function groupedStrideOneBackward(
+  c: RuleContext,
+  wp: {
+    kernel: number[];
+    strides: number[];
+    dilations: number[];
+    pads: { begin: number[]; end: number[] };
+  },
+  group: number,
+): string | undefined {
+  const w = c.node.input[1];
+  const wd = c.info.get(w).dims;
+  if (group === 1 || wp.strides.some((s) => s !== 1) || !isStatic(wd)) return undefined;
+  const n = wp.kernel.length;
+  const begin = wp.kernel.map((k, i) => (k - 1) * wp.dilations[i] - wp.pads.begin[i]);
+  const end = wp.kernel.map((k, i) => (k - 1) * wp.dilations[i] - wp.pads.end[i]);
+  if ([...begin, ...end].some((p) => p < 0)) return undefined;
+  const [m, cg] = wd;
+  const mg = m / group;
+  let kernel = w;
+  if (mg !== 1 || cg !== 1) {
+    // [M, C/g, k…] → [g, M/g, C/g, k…] → [g, C/g, M/g, k…] → [C, M/g, k…]
+    const spatial = wd.slice(2);
+    const split = c.b.op("Reshape", [w, c.b.ints([group, mg, cg, ...spatial])]);
+    const perm = [0, 2, 1, ...spatial.map((_, i) => i + 3)];
+    const swapped = c.b.op("Transpose", [split], { perm });
+    kernel = c.b.op("Reshape", [swapped, c.b.ints([group * cg, mg, ...spatial])]);
+  }
+  const axes = Array.from({ length: n }, (_, i) => i + 2);
+  const flipped = c.b.op("Slice", [
+    kernel,
+    c.b.ints(axes.map(() => -1)),
+    c.b.ints(axes.map(() => BEFORE_START)),
+    c.b.ints(axes),
+    c.b.ints(axes.map(() => -1)),
+  ]);
+  return c.b.op("Conv", [c.dy[0]!, flipped], {
+    group,
+    kernel_shape: wp.kernel,
+    dilations: wp.dilations,
+    pads: [...begin, ...end],
+  });
 }
 
 /** Conv rules by op type. */
@@ -80,16 +143,9 @@ export const CONV_RULES: Record<string, Rule> = {
     const wp = windowParams(c.node, c.info);
     if (!wp) throw new RuleError("the kernel shape is unknown");
     if (!wp.pads) throw new RuleError("auto_pad needs static spatial dims of the input");
-    return [
-      transposedWindow(c, {
-        g: c.dy[0]!,
-        w,
-        x,
-        y,
-        ...wp,
-        pads: wp.pads,
-        group: attrInt(c.node, "group", 1),
-      }),
-    ];
+    const group = attrInt(c.node, "group") ?? 1;
+    const fast = groupedStrideOneBackward(c, { ...wp, pads: wp.pads }, group);
+    if (fast) return [fast];
+    return [transposedWindow(c, { g: c.dy[0]!, w, x, y, ...wp, pads: wp.pads, group })];
   }),
 };

@@ -6,7 +6,7 @@
  * @module
  */
 import { TensorProto_DataType } from "onnx-buf";
-import { constInput } from "./shapes.ts";
+import { constValue } from "./shapes.ts";
 import { outDims, type Rule, rule, RuleError, sumTo } from "./common.ts";
 
 const FLOATS = new Set<number>([
@@ -27,46 +27,54 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
     diff(node, info) {
       const from = info.get(node.input[0]).type;
       const to = info.get(node.output[0]).type;
-      return FLOATS.has(from) && FLOATS.has(to) ? [0] : [];
+      // An unknown source type (0) is taken as float: a float Cast is the common case.
+      return (from === 0 || FLOATS.has(from)) && FLOATS.has(to) ? [0] : [];
     },
     backward(c) {
       const from = c.info.get(c.node.input[0]).type;
       const to = c.info.get(c.node.output[0]).type;
-      return [from === to ? c.dy[0] : c.b.op("Cast", [c.dy[0]!], { to: from })];
+      return [from === to || from === 0 ? c.dy[0] : c.b.op("Cast", [c.dy[0]!], { to: from })];
     },
   },
   Add: rule([0, 1], (c) => {
     const [a, b] = c.node.input, g = c.dy[0]!, out = outDims(c);
     return [
-      c.needs[0] ? sumTo(c, g, a, out) : undefined,
-      c.needs[1] ? sumTo(c, g, b, out) : undefined,
+      c.needs[0] ? sumTo(c, g, { target: a, outDims: out }) : undefined,
+      c.needs[1] ? sumTo(c, g, { target: b, outDims: out }) : undefined,
     ];
   }),
-  Sum: rule([...Array(64).keys()], (c) => {
-    const g = c.dy[0]!, out = outDims(c);
-    return c.node.input.map((x, i) => (c.needs[i] ? sumTo(c, g, x, out) : undefined));
-  }),
+  Sum: {
+    diff: (node) => node.input.map((_, i) => i),
+    backward(c) {
+      const g = c.dy[0]!, outDims = c.info.get(c.node.output[0]).dims;
+      return c.node.input.map((target, i) =>
+        c.needs[i] ? sumTo(c, g, { target, outDims }) : undefined
+      );
+    },
+  },
   Sub: rule([0, 1], (c) => {
     const [a, b] = c.node.input, g = c.dy[0]!, out = outDims(c);
     return [
-      c.needs[0] ? sumTo(c, g, a, out) : undefined,
-      c.needs[1] ? c.b.op("Neg", [sumTo(c, g, b, out)]) : undefined,
+      c.needs[0] ? sumTo(c, g, { target: a, outDims: out }) : undefined,
+      c.needs[1] ? c.b.op("Neg", [sumTo(c, g, { target: b, outDims: out })]) : undefined,
     ];
   }),
   Mul: rule([0, 1], (c) => {
     const [a, b] = c.node.input, g = c.dy[0]!, out = outDims(c);
     return [
-      c.needs[0] ? sumTo(c, c.b.op("Mul", [g, b]), a, out) : undefined,
-      c.needs[1] ? sumTo(c, c.b.op("Mul", [g, a]), b, out) : undefined,
+      c.needs[0] ? sumTo(c, c.b.op("Mul", [g, b]), { target: a, outDims: out }) : undefined,
+      c.needs[1] ? sumTo(c, c.b.op("Mul", [g, a]), { target: b, outDims: out }) : undefined,
     ];
   }),
   Div: rule([0, 1], (c) => {
     const [a, b] = c.node.input, y = c.node.output[0], g = c.dy[0]!, out = outDims(c);
     // d(a/b)/db = -y/b, so the quotient already computed is reused.
     return [
-      c.needs[0] ? sumTo(c, c.b.op("Div", [g, b]), a, out) : undefined,
+      c.needs[0] ? sumTo(c, c.b.op("Div", [g, b]), { target: a, outDims: out }) : undefined,
       c.needs[1]
-        ? c.b.op("Neg", [sumTo(c, c.b.op("Div", [c.b.op("Mul", [g, y]), b]), b, out)])
+        ? c.b.op("Neg", [
+          sumTo(c, c.b.op("Div", [c.b.op("Mul", [g, y]), b]), { target: b, outDims: out }),
+        ])
         : undefined,
     ];
   }),
@@ -74,7 +82,7 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
     const [a, e] = c.node.input, y = c.node.output[0], g = c.dy[0]!, out = outDims(c);
     let da: string | undefined;
     if (c.needs[0]) {
-      const ev = constInput(c.node, 1, c.info);
+      const ev = constValue(c.info, c.node.input[1]);
       const uniform = ev && ev.every((v) => v === ev[0]) ? ev[0] : undefined;
       let local: string;
       if (uniform === 1) local = g;
@@ -87,10 +95,13 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
         const em1 = c.b.op("Sub", [e, c.b.scalar(1)]);
         local = c.b.op("Mul", [g, c.b.op("Mul", [c.b.op("Pow", [a, em1]), e])]);
       }
-      da = sumTo(c, local, a, out);
+      da = sumTo(c, local, { target: a, outDims: out });
     }
     const de = c.needs[1]
-      ? sumTo(c, c.b.op("Mul", [c.b.op("Mul", [g, y]), c.b.op("Log", [a])]), e, out)
+      ? sumTo(c, c.b.op("Mul", [c.b.op("Mul", [g, y]), c.b.op("Log", [a])]), {
+        target: e,
+        outDims: out,
+      })
       : undefined;
     return [da, de];
   }),
@@ -114,11 +125,15 @@ export const ELEMENTWISE_RULES: Record<string, Rule> = {
     const [cond, a, b] = c.node.input, g = c.dy[0]!, out = outDims(c), zero = c.b.scalar(0);
     return [
       undefined,
-      c.needs[1] ? sumTo(c, c.b.op("Where", [cond, g, zero]), a, out) : undefined,
-      c.needs[2] ? sumTo(c, c.b.op("Where", [cond, zero, g]), b, out) : undefined,
+      c.needs[1]
+        ? sumTo(c, c.b.op("Where", [cond, g, zero]), { target: a, outDims: out })
+        : undefined,
+      c.needs[2]
+        ? sumTo(c, c.b.op("Where", [cond, zero, g]), { target: b, outDims: out })
+        : undefined,
     ];
   }),
-  Expand: rule([0], (c) => [sumTo(c, c.dy[0]!, c.node.input[0], outDims(c))]),
+  Expand: rule([0], (c) => [sumTo(c, c.dy[0]!, { target: c.node.input[0], outDims: outDims(c) })]),
   Max: minMax("Greater"),
   Min: minMax("Less"),
 };
@@ -135,8 +150,8 @@ function minMax(cmp: "Greater" | "Less"): Rule {
     const side = (x: string, y: string) =>
       c.b.op("Where", [c.b.op(cmp, [x, y]), g, c.b.op("Where", [tie, half, zero])]);
     return [
-      c.needs[0] ? sumTo(c, side(a, b), a, out) : undefined,
-      c.needs[1] ? sumTo(c, side(b, a), b, out) : undefined,
+      c.needs[0] ? sumTo(c, side(a, b), { target: a, outDims: out }) : undefined,
+      c.needs[1] ? sumTo(c, side(b, a), { target: b, outDims: out }) : undefined,
     ];
   });
 }

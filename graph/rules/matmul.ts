@@ -29,8 +29,8 @@ function swapLast(c: RuleContext, t: string, rank: number): string {
 export const MATMUL_RULES: Record<string, Rule> = {
   Gemm: rule([0, 1, 2], (c) => {
     const [a, b, cc] = c.node.input, g = c.dy[0]!;
-    const ta = attrInt(c.node, "transA", 0), tb = attrInt(c.node, "transB", 0);
-    const alpha = attrFloat(c.node, "alpha", 1), beta = attrFloat(c.node, "beta", 1);
+    const ta = attrInt(c.node, "transA") ?? 0, tb = attrInt(c.node, "transB") ?? 0;
+    const alpha = attrFloat(c.node, "alpha") ?? 1, beta = attrFloat(c.node, "beta") ?? 1;
     const gemm = (x: string, y: string, transA: number, transB: number) =>
       c.b.op("Gemm", [x, y], { transA, transB, alpha: alpha === 1 ? undefined : { f: alpha } });
     // Y = alpha·op(A)·op(B) + beta·C
@@ -39,7 +39,7 @@ export const MATMUL_RULES: Record<string, Rule> = {
     let dc: string | undefined;
     if (c.needs[2]) {
       const scaled = beta === 1 ? g : c.b.op("Mul", [g, c.b.scalar(beta)]);
-      dc = sumTo(c, scaled, cc, outDims(c));
+      dc = sumTo(c, scaled, { target: cc, outDims: outDims(c) });
     }
     return [da, db, dc];
   }),
@@ -56,12 +56,12 @@ export const MATMUL_RULES: Record<string, Rule> = {
     // Promote 1-D operands to matrices as MatMul does, then undo it on the gradients.
     let a2 = a, b2 = b;
     if (ra === 1) {
-      a2 = unsqueeze(c, a, [0]);
-      g = unsqueeze(c, g, [-2]);
+      a2 = unsqueeze(c, a, { axes: [0] });
+      g = unsqueeze(c, g, { axes: [-2] });
     }
     if (rb === 1) {
-      b2 = unsqueeze(c, b, [1]);
-      g = unsqueeze(c, g, [-1]);
+      b2 = unsqueeze(c, b, { axes: [1] });
+      g = unsqueeze(c, g, { axes: [-1] });
     }
     const ad = c.info.get(a).dims, bd = c.info.get(b).dims;
     const am: Dim[] | undefined = ad && (ra === 1 ? [1, ad[0]] : ad);
@@ -72,12 +72,16 @@ export const MATMUL_RULES: Record<string, Rule> = {
     if (c.needs[0]) {
       const full = c.b.op("MatMul", [g, swapLast(c, b2, Math.max(rb, 2))]);
       const dims = batch && am ? [...batch, ...am.slice(-2)] : undefined;
-      da = ra === 1 ? reshapeLike(c, collapse(c, full, r), a) : sumTo(c, full, a, dims);
+      da = ra === 1
+        ? reshapeLike(c, collapse(c, full, r), { like: a })
+        : sumTo(c, full, { target: a, outDims: dims });
     }
     if (c.needs[1]) {
       const full = c.b.op("MatMul", [swapLast(c, a2, Math.max(ra, 2)), g]);
       const dims = batch && bm ? [...batch, ...bm.slice(-2)] : undefined;
-      db = rb === 1 ? reshapeLike(c, collapse(c, full, r), b) : sumTo(c, full, b, dims);
+      db = rb === 1
+        ? reshapeLike(c, collapse(c, full, r), { like: b })
+        : sumTo(c, full, { target: b, outDims: dims });
     }
     return [da, db];
   }),

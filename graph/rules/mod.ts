@@ -15,6 +15,7 @@ import { SHAPE_RULES } from "./shape.ts";
 
 export type { ReluRule, Rule, RuleContext } from "./common.ts";
 export { RuleError } from "./common.ts";
+export { type Dim, ShapeInfo, type TensorInfo } from "./shapes.ts";
 
 /**
  * Ops whose outputs carry no gradient: shape computations, comparisons, index results and

@@ -27,7 +27,8 @@ function normalizeBackward(
   x: string,
   options: { gs: string; axes: readonly number[]; eps: number },
 ): string {
-  const mean = (t: string) => reduceOp(c, "ReduceMean", t, { axes: options.axes, keepdims: true });
+  const mean = (t: string) =>
+    reduceOp(c, t, { op: "ReduceMean", axes: options.axes, keepdims: true });
   const xc = c.b.op("Sub", [x, mean(x)]);
   const variance = mean(c.b.op("Mul", [xc, xc]));
   const rstd = c.b.op("Reciprocal", [
@@ -42,17 +43,17 @@ function normalizeBackward(
 
 /** `[C]` → `[C, 1, …]` so it broadcasts against an `[N, C, …]` tensor of rank `rank`. */
 function channelVector(c: RuleContext, v: string, rank: number): string {
-  return unsqueeze(c, v, Array.from({ length: rank - 2 }, (_, i) => i + 1));
+  return unsqueeze(c, v, { axes: Array.from({ length: rank - 2 }, (_, i) => i + 1) });
 }
 
 /** Normalization rules by op type. */
 export const NORM_RULES: Record<string, Rule> = {
   BatchNormalization: rule([0], (c) => {
-    if (attrInt(c.node, "training_mode", 0) === 1) {
+    if ((attrInt(c.node, "training_mode") ?? 0) === 1) {
       throw new RuleError("training_mode=1 is not supported (export the model in eval mode)");
     }
     const [x, scale, , , variance] = c.node.input;
-    const eps = attrFloat(c.node, "epsilon", 1e-5);
+    const eps = attrFloat(c.node, "epsilon") ?? 1e-5;
     // scale / sqrt(var + eps) depends on weights only; onnxruntime folds it at load time.
     const std = c.b.op("Sqrt", [c.b.op("Add", [variance, c.b.scalar(eps)])]);
     const factor = channelVector(c, c.b.op("Div", [scale, std]), needRank(c, x));
@@ -61,7 +62,7 @@ export const NORM_RULES: Record<string, Rule> = {
   InstanceNormalization: rule([0], (c) => {
     const [x, scale] = c.node.input;
     const rank = needRank(c, x);
-    const eps = attrFloat(c.node, "epsilon", 1e-5);
+    const eps = attrFloat(c.node, "epsilon") ?? 1e-5;
     const gs = c.b.op("Mul", [c.dy[0]!, channelVector(c, scale, rank)]);
     const axes = Array.from({ length: rank - 2 }, (_, i) => i + 2);
     return [normalizeBackward(c, x, { gs, axes, eps })];
@@ -73,8 +74,8 @@ export const NORM_RULES: Record<string, Rule> = {
     }
     if (!c.dy[0]) return [undefined];
     const rank = needRank(c, x);
-    const axis = normAxis(attrInt(c.node, "axis", -1), rank);
-    const eps = attrFloat(c.node, "epsilon", 1e-5);
+    const axis = normAxis(attrInt(c.node, "axis") ?? -1, rank);
+    const eps = attrFloat(c.node, "epsilon") ?? 1e-5;
     const gs = c.b.op("Mul", [c.dy[0], scale]);
     const axes = Array.from({ length: rank - axis }, (_, i) => i + axis);
     return [normalizeBackward(c, x, { gs, axes, eps })];

@@ -100,7 +100,7 @@ export const POOL_RULES: Record<string, Rule> = {
     if (!c.dy[0]) return [undefined];
     const wp = requireWindow(c);
     const n = wp.kernel.length;
-    const ceil = attrInt(c.node, "ceil_mode", 0) === 1;
+    const ceil = (attrInt(c.node, "ceil_mode") ?? 0) === 1;
     const end = unfoldEndPads(c, wp, ceil);
     let xp = x;
     if ([...wp.pads.begin, ...end].some((p) => p !== 0)) {
@@ -115,14 +115,14 @@ export const POOL_RULES: Record<string, Rule> = {
     const first = c.b.op("Equal", [c.b.op("Mul", [isMax, rank]), c.b.scalar(1)]);
     const routed = c.b.op("Where", [first, planes(c, c.dy[0], n), c.b.scalar(0)]);
     const folded = transposedWindow(c, { g: routed, w: kernel, x, y, ...wp });
-    return [reshapeLike(c, folded, x)];
+    return [reshapeLike(c, folded, { like: x })];
   }),
   AveragePool: rule([0], (c) => {
     const [x] = c.node.input, y = c.node.output[0];
     const wp = requireWindow(c);
     const n = wp.kernel.length;
-    const ceil = attrInt(c.node, "ceil_mode", 0) === 1;
-    const include = attrInt(c.node, "count_include_pad", 0) === 1;
+    const ceil = (attrInt(c.node, "ceil_mode") ?? 0) === 1;
+    const include = (attrInt(c.node, "count_include_pad") ?? 0) === 1;
     const noPads = [...wp.pads.begin, ...wp.pads.end].every((p) => p === 0);
     let g = c.dy[0]!;
     const kk = wp.kernel.reduce((a, b) => a * b, 1);
@@ -140,7 +140,7 @@ export const POOL_RULES: Record<string, Rule> = {
     }
     const ones = c.b.constant(new Float32Array(kk).fill(1), { dims: [1, 1, ...wp.kernel] });
     const folded = transposedWindow(c, { g: planes(c, g, n), w: ones, x, y, ...wp });
-    return [reshapeLike(c, folded, x)];
+    return [reshapeLike(c, folded, { like: x })];
   }),
   GlobalAveragePool: rule([0], (c) => {
     const x = c.node.input[0];
@@ -166,6 +166,6 @@ export const POOL_RULES: Record<string, Rule> = {
     const first = c.b.op("Equal", [c.b.op("Mul", [isMax, rank]), c.b.scalar(1)]);
     const g = c.b.op("Reshape", [c.dy[0]!, flat]);
     const routed = c.b.op("Where", [first, g, c.b.scalar(0)]);
-    return [reshapeLike(c, routed, x)];
+    return [reshapeLike(c, routed, { like: x })];
   }),
 };

@@ -6,7 +6,7 @@
  * @module
  */
 import { attrInt, attrInts } from "../builder.ts";
-import { constInput, prodDims } from "./shapes.ts";
+import { constValue, prodDims } from "./shapes.ts";
 import {
   needRank,
   normAxis,
@@ -24,11 +24,11 @@ function reducedAxes(c: RuleContext): number[] {
   const rank = needRank(c, x);
   let axes = attrInts(c.node, "axes");
   if (!axes && c.node.input[1]) {
-    axes = constInput(c.node, 1, c.info);
+    axes = constValue(c.info, c.node.input[1]);
     if (!axes) throw new RuleError("the axes input is not a constant");
   }
   if (!axes || axes.length === 0) {
-    if (attrInt(c.node, "noop_with_empty_axes", 0) === 1) return [];
+    if ((attrInt(c.node, "noop_with_empty_axes") ?? 0) === 1) return [];
     axes = Array.from({ length: rank }, (_, i) => i);
   }
   return [...new Set(axes.map((a) => normAxis(a, rank)))].sort((a, b) => a - b);
@@ -36,7 +36,7 @@ function reducedAxes(c: RuleContext): number[] {
 
 /** The output gradient with the reduced axes kept (size 1). */
 function keptGradient(c: RuleContext, axes: readonly number[], t = c.dy[0]!): string {
-  return attrInt(c.node, "keepdims", 1) === 1 ? t : unsqueeze(c, t, axes);
+  return (attrInt(c.node, "keepdims") ?? 1) === 1 ? t : unsqueeze(c, t, { axes });
 }
 
 function expandTo(c: RuleContext, g: string, x: string): string {
@@ -49,7 +49,7 @@ function extremum(c: RuleContext): string[] {
   if (axes.length === 0) return [c.dy[0]!];
   const y = keptGradient(c, axes, c.node.output[0]);
   const mask = c.b.op("Cast", [c.b.op("Equal", [x, y])], { to: 1 });
-  const count = reduceSum(c, mask, axes, true);
+  const count = reduceSum(c, mask, { axes, keepdims: true });
   const g = c.b.op("Div", [keptGradient(c, axes), count]);
   return [c.b.op("Mul", [mask, g])];
 }

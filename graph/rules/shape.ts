@@ -5,7 +5,7 @@
  * @module
  */
 import { attrInt, attrInts, attrString } from "../builder.ts";
-import { constInput, sliceRange } from "./shapes.ts";
+import { constValue, sliceRange } from "./shapes.ts";
 import {
   needRank,
   normAxis,
@@ -21,7 +21,7 @@ import {
 /** Large enough to mean "to the end" in Slice ends, exact as a double. */
 const TO_END = 2 ** 62;
 
-const reshapeBack = rule([0], (c) => [reshapeLike(c, c.dy[0]!, c.node.input[0])]);
+const reshapeBack = rule([0], (c) => [reshapeLike(c, c.dy[0]!, { like: c.node.input[0] })]);
 
 /** `Pad(t, pads)` with zeros, skipped when every pad is 0. */
 function zeroPad(c: RuleContext, t: string, pads: readonly number[]): string {
@@ -42,34 +42,37 @@ export const SHAPE_RULES: Record<string, Rule> = {
     perm.forEach((p, i) => (inverse[p] = i));
     return [c.b.op("Transpose", [c.dy[0]!], { perm: inverse })];
   }),
-  Concat: rule([...Array(256).keys()], (c) => {
-    const inputs = c.node.input;
-    const rank = needRank(c, inputs[0]);
-    const axis = normAxis(attrInt(c.node, "axis", 0), rank);
-    const sizes = inputs.map((x) => c.info.get(x).dims?.[axis]);
-    const g = c.dy[0]!;
-    if (sizes.every((s) => typeof s === "number")) {
-      if (inputs.length === 1) return [g];
-      const parts = c.b.node("Split", [g, c.b.ints(sizes as number[])], {
-        attrs: { axis },
-        outputs: inputs.length,
-        name: "split",
+  Concat: {
+    diff: (node) => node.input.map((_, i) => i),
+    backward(c) {
+      const inputs = c.node.input;
+      const rank = needRank(c, inputs[0]);
+      const axis = normAxis(attrInt(c.node, "axis") ?? 0, rank);
+      const sizes = inputs.map((x) => c.info.get(x).dims?.[axis]);
+      const g = c.dy[0]!;
+      if (sizes.every((s) => typeof s === "number")) {
+        if (inputs.length === 1) return [g];
+        const parts = c.b.node("Split", [g, c.b.ints(sizes as number[])], {
+          attrs: { axis },
+          outputs: inputs.length,
+          name: "split",
+        });
+        return parts.map((p, i) => (c.needs[i] ? p : undefined));
+      }
+      // Sizes along the axis unknown: slice with offsets computed from the input shapes.
+      let offset = c.b.ints([0]);
+      return inputs.map((x, i) => {
+        const size = c.b.op("Slice", [c.shapeOf(x), c.b.ints([axis]), c.b.ints([axis + 1])]);
+        const end = c.b.op("Add", [offset, size]);
+        const out = c.needs[i] ? c.b.op("Slice", [g, offset, end, c.b.ints([axis])]) : undefined;
+        offset = end;
+        return out;
       });
-      return parts.map((p, i) => (c.needs[i] ? p : undefined));
-    }
-    // Sizes along the axis unknown: slice with offsets computed from the input shapes.
-    let offset = c.b.ints([0]);
-    return inputs.map((x, i) => {
-      const size = c.b.op("Slice", [c.shapeOf(x), c.b.ints([axis]), c.b.ints([axis + 1])]);
-      const end = c.b.op("Add", [offset, size]);
-      const out = c.needs[i] ? c.b.op("Slice", [g, offset, end, c.b.ints([axis])]) : undefined;
-      offset = end;
-      return out;
-    });
-  }),
+    },
+  },
   Split: rule([0], (c) => {
     const x = c.node.input[0];
-    const axis = normAxis(attrInt(c.node, "axis", 0), needRank(c, x));
+    const axis = normAxis(attrInt(c.node, "axis") ?? 0, needRank(c, x));
     const parts = c.node.output.map((y, i) => c.dy[i] ?? zerosLike(c, y));
     return [parts.length === 1 ? parts[0] : c.b.op("Concat", parts, { axis })];
   }),
@@ -77,12 +80,12 @@ export const SHAPE_RULES: Record<string, Rule> = {
     const x = c.node.input[0];
     const dims = c.info.get(x).dims;
     const rank = needRank(c, x);
-    const starts = constInput(c.node, 1, c.info);
-    const ends = constInput(c.node, 2, c.info);
+    const starts = constValue(c.info, c.node.input[1]);
+    const ends = constValue(c.info, c.node.input[2]);
     if (!starts || !ends) throw new RuleError("starts/ends are not constants");
-    const axes = (c.node.input[3] ? constInput(c.node, 3, c.info) : starts.map((_, i) => i))
+    const axes = (c.node.input[3] ? constValue(c.info, c.node.input[3]) : starts.map((_, i) => i))
       ?.map((a) => normAxis(a, rank));
-    const steps = c.node.input[4] ? constInput(c.node, 4, c.info) : starts.map(() => 1);
+    const steps = c.node.input[4] ? constValue(c.info, c.node.input[4]) : starts.map(() => 1);
     if (!axes || !steps) throw new RuleError("axes/steps are not constants");
     const begin = new Array<number>(rank).fill(0), end = new Array<number>(rank).fill(0);
     let g = c.dy[0]!;
@@ -91,13 +94,17 @@ export const SHAPE_RULES: Record<string, Rule> = {
       if (typeof d !== "number") throw new RuleError(`axis ${a} of "${x}" has no static size`);
       const step = steps[i];
       if (step <= 0) throw new RuleError("only positive steps are supported");
-      const [s, e] = sliceRange(d, starts[i], ends[i], step);
+      const [s, e] = sliceRange(d, { start: starts[i], end: ends[i], step: step });
       const m = Math.max(0, Math.ceil((e - s) / step));
       if (m === 0) throw new RuleError(`the slice along axis ${a} is empty`);
       let span = m;
       if (step > 1) {
         // Spread the m values `step` apart: [m] → [m, 1] → pad to [m, step] → [m·step].
-        const wide = zeroPad(c, unsqueeze(c, g, [a + 1]), padAt(rank + 1, a + 1, 0, step - 1));
+        const wide = zeroPad(
+          c,
+          unsqueeze(c, g, { axes: [a + 1] }),
+          padAt(rank + 1, a + 1, 0, step - 1),
+        );
         const scale = new Array<number>(rank).fill(1);
         scale[a] = step;
         const shape = c.b.op("Mul", [c.b.op("Shape", [g]), c.b.ints(scale)]);
@@ -112,12 +119,12 @@ export const SHAPE_RULES: Record<string, Rule> = {
   }),
   Pad: rule([0], (c) => {
     const x = c.node.input[0];
-    const mode = attrString(c.node, "mode", "constant");
+    const mode = attrString(c.node, "mode") ?? "constant";
     if (mode !== "constant") throw new RuleError(`mode "${mode}" is not supported`);
     const rank = needRank(c, x);
-    const pads = constInput(c.node, 1, c.info) ?? attrInts(c.node, "pads");
+    const pads = constValue(c.info, c.node.input[1]) ?? attrInts(c.node, "pads");
     if (!pads) throw new RuleError("pads are not constants");
-    const axes = (c.node.input[3] ? constInput(c.node, 3, c.info) : undefined)?.map((a) =>
+    const axes = (c.node.input[3] ? constValue(c.info, c.node.input[3]) : undefined)?.map((a) =>
       normAxis(a, rank)
     ) ?? Array.from({ length: rank }, (_, i) =>
       i);
@@ -144,17 +151,17 @@ export const SHAPE_RULES: Record<string, Rule> = {
   Gather: rule([0], (c) => {
     const [x] = c.node.input;
     const rank = needRank(c, x);
-    const axis = normAxis(attrInt(c.node, "axis", 0), rank);
+    const axis = normAxis(attrInt(c.node, "axis") ?? 0, rank);
     const d = c.info.get(x).dims?.[axis];
     const idxInfo = c.info.get(c.node.input[1]);
-    const idx = constInput(c.node, 1, c.info);
+    const idx = constValue(c.info, c.node.input[1]);
     if (!idx || !idxInfo.dims) throw new RuleError("the indices are not constants");
     if (typeof d !== "number") throw new RuleError(`axis ${axis} of "${x}" has no static size`);
     const norm = idx.map((i) => (i < 0 ? i + d : i));
     const g = c.dy[0]!;
     if (idxInfo.dims.length === 0) {
       const i = norm[0];
-      return [zeroPad(c, unsqueeze(c, g, [axis]), padAt(rank, axis, i, d - i - 1))];
+      return [zeroPad(c, unsqueeze(c, g, { axes: [axis] }), padAt(rank, axis, i, d - i - 1))];
     }
     if (idxInfo.dims.length !== 1) throw new RuleError("only 0-D and 1-D indices are supported");
     if (norm.every((v, k) => v === norm[0] + k)) {

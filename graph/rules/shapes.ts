@@ -142,7 +142,7 @@ export function resolvePads(
   options: { kernel: readonly number[]; strides: readonly number[]; dilations: readonly number[] },
 ): { begin: number[]; end: number[] } | undefined {
   const n = options.kernel.length;
-  const autoPad = attrString(node, "auto_pad", "NOTSET");
+  const autoPad = attrString(node, "auto_pad") ?? "NOTSET";
   if (autoPad === "NOTSET" || autoPad === "VALID") {
     const pads = autoPad === "VALID" ? new Array(2 * n).fill(0) : attrInts(node, "pads") ??
       new Array(2 * n).fill(0);
@@ -185,7 +185,7 @@ export function windowParams(node: NodeProto, info: ShapeInfo): {
   const strides = attrInts(node, "strides") ?? new Array(n).fill(1);
   const dilations = attrInts(node, "dilations") ?? new Array(n).fill(1);
   const pads = x?.dims ? resolvePads(node, x.dims.slice(2), { kernel, strides, dilations }) : (
-    attrString(node, "auto_pad", "NOTSET").startsWith("SAME")
+    (attrString(node, "auto_pad") ?? "NOTSET").startsWith("SAME")
       ? undefined
       : resolvePads(node, [], { kernel, strides, dilations })
   );
@@ -336,9 +336,8 @@ function elementwiseValue(
   return out;
 }
 
-/** Constant input value (numbers only) of input `i`, if known. */
-export function constInput(node: NodeProto, i: number, info: ShapeInfo): number[] | undefined {
-  const name = node.input[i];
+/** The known numeric value of tensor `name` (e.g. a constant input), if any. */
+export function constValue(info: ShapeInfo, name: string | undefined): number[] | undefined {
   if (!name) return undefined;
   return numbers(info.get(name).value);
 }
@@ -346,7 +345,7 @@ export function constInput(node: NodeProto, i: number, info: ShapeInfo): number[
 function axesOf(node: NodeProto, info: ShapeInfo, inputIndex: number): number[] | undefined {
   const attr = attrInts(node, "axes");
   if (attr) return attr;
-  if (node.input[inputIndex]) return constInput(node, inputIndex, info);
+  if (node.input[inputIndex]) return constValue(info, node.input[inputIndex]);
   return undefined;
 }
 
@@ -394,7 +393,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "Dropout":
       return [{ ...x }, { dims: x.dims, type: T.BOOL }];
     case "LayerNormalization": {
-      const axis = attrInt(node, "axis", -1);
+      const axis = attrInt(node, "axis") ?? -1;
       const r = x.dims?.length;
       const stat = x.dims && r !== undefined
         ? x.dims.map((d, i) => (i < normAxis(axis, r) ? d : 1))
@@ -402,7 +401,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
       return [same(x), { dims: stat, type: x.type }, { dims: stat, type: x.type }];
     }
     case "Cast": {
-      const to = attrInt(node, "to", 0);
+      const to = attrInt(node, "to") ?? 0;
       const value = x.value?.map((v) =>
         typeof v === "number" && to !== T.FLOAT && to !== T.DOUBLE ? Math.trunc(v) : v
       );
@@ -459,7 +458,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "LpPool": {
       const wp = windowParams(node, info);
       if (!x.dims || !wp || !wp.pads) return [{ type: x.type }];
-      const ceil = attrInt(node, "ceil_mode", 0) === 1;
+      const ceil = (attrInt(node, "ceil_mode") ?? 0) === 1;
       const spatial = x.dims.slice(2).map((d, i) =>
         windowOutput(d, {
           k: wp.kernel[i],
@@ -477,7 +476,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "ConvTranspose": {
       const wp = windowParams(node, info);
       const w = inp[1].dims;
-      const group = attrInt(node, "group", 1);
+      const group = attrInt(node, "group") ?? 1;
       const c = w && w[1] !== null ? mulDim(w[1], group) : null;
       if (!x.dims || !wp) return [{ type: x.type }];
       const outShape = attrInts(node, "output_shape");
@@ -499,8 +498,8 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
       }];
     case "Gemm": {
       const a = x.dims, b = inp[1].dims;
-      const m = a ? (attrInt(node, "transA", 0) ? a[1] : a[0]) : null;
-      const n = b ? (attrInt(node, "transB", 0) ? b[0] : b[1]) : null;
+      const m = a ? ((attrInt(node, "transA") ?? 0) ? a[1] : a[0]) : null;
+      const n = b ? ((attrInt(node, "transB") ?? 0) ? b[0] : b[1]) : null;
       return [{ dims: [m, n], type: x.type }];
     }
     case "MatMul": {
@@ -527,13 +526,13 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "ArgMin": {
       if (!x.dims) return [{ type: x.type }];
       const r = x.dims.length;
-      const keep = attrInt(node, "keepdims", 1) === 1;
+      const keep = (attrInt(node, "keepdims") ?? 1) === 1;
       let axes: number[] | undefined;
-      if (op === "ArgMax" || op === "ArgMin") axes = [attrInt(node, "axis", 0)];
+      if (op === "ArgMax" || op === "ArgMin") axes = [attrInt(node, "axis") ?? 0];
       else axes = axesOf(node, info, 1);
       if (!axes && node.input[1]) return [{ type: x.type }];
       if (!axes || axes.length === 0) {
-        axes = attrInt(node, "noop_with_empty_axes", 0) && (op !== "ArgMax" && op !== "ArgMin")
+        axes = (attrInt(node, "noop_with_empty_axes") ?? 0) && (op !== "ArgMax" && op !== "ArgMin")
           ? []
           : x.dims.map((_, i) => i);
       }
@@ -547,7 +546,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "Concat": {
       if (inp.some((i) => !i.dims)) return [{ type: x.type }];
       const r = x.dims!.length;
-      const axis = normAxis(attrInt(node, "axis", 0), r);
+      const axis = normAxis(attrInt(node, "axis") ?? 0, r);
       const dims = [...x.dims!];
       dims[axis] = inp.slice(1).reduce<Dim>((s, i) => addDim(s, i.dims![axis]), x.dims![axis]);
       let value: Dim[] | undefined;
@@ -557,8 +556,8 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "Split": {
       if (!x.dims) return node.output.map(() => ({ type: x.type }));
       const r = x.dims.length;
-      const axis = normAxis(attrInt(node, "axis", 0), r);
-      let sizes = attrInts(node, "split") ?? constInput(node, 1, info);
+      const axis = normAxis(attrInt(node, "axis") ?? 0, r);
+      let sizes = attrInts(node, "split") ?? constValue(info, node.input[1]);
       const total = x.dims[axis];
       if (!sizes && typeof total === "number") {
         const n = node.output.length;
@@ -576,13 +575,13 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     }
     case "Slice": {
       if (!x.dims) return [{ type: x.type }];
-      const starts = constInput(node, 1, info) ?? attrInts(node, "starts");
-      const ends = constInput(node, 2, info) ?? attrInts(node, "ends");
+      const starts = constValue(info, node.input[1]) ?? attrInts(node, "starts");
+      const ends = constValue(info, node.input[2]) ?? attrInts(node, "ends");
       if (!starts || !ends) return [{ dims: x.dims.map(() => null), type: x.type }];
       const r = x.dims.length;
-      const axes = (node.input[3] ? constInput(node, 3, info) : attrInts(node, "axes")) ??
+      const axes = (node.input[3] ? constValue(info, node.input[3]) : attrInts(node, "axes")) ??
         starts.map((_, i) => i);
-      const steps = (node.input[4] ? constInput(node, 4, info) : undefined) ??
+      const steps = (node.input[4] ? constValue(info, node.input[4]) : undefined) ??
         starts.map(() => 1);
       const dims = [...x.dims];
       let value: Dim[] | undefined;
@@ -593,7 +592,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
           dims[a] = null;
           return;
         }
-        const [s, e] = sliceRange(d, starts[i], ends[i], steps[i]);
+        const [s, e] = sliceRange(d, { start: starts[i], end: ends[i], step: steps[i] });
         dims[a] = Math.max(0, Math.ceil((e - s) / steps[i]));
         if (r === 1 && x.value) {
           value = [];
@@ -617,7 +616,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
           type: x.type,
         }];
       }
-      const allowZero = attrInt(node, "allowzero", 0) === 1;
+      const allowZero = (attrInt(node, "allowzero") ?? 0) === 1;
       const dims: Dim[] = shape.map((s, i) =>
         s === 0 && !allowZero ? (x.dims?.[i] ?? null) : s === -1 ? -1 : s
       );
@@ -631,7 +630,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     }
     case "Flatten": {
       if (!x.dims) return [{ type: x.type }];
-      const axis = normAxis(attrInt(node, "axis", 1), x.dims.length);
+      const axis = normAxis(attrInt(node, "axis") ?? 1, x.dims.length);
       return [{
         dims: [prodDims(x.dims.slice(0, axis)), prodDims(x.dims.slice(axis))],
         type: x.type,
@@ -662,7 +661,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "Gather": {
       const idx = inp[1];
       if (!x.dims || !idx.dims) return [{ type: x.type }];
-      const axis = normAxis(attrInt(node, "axis", 0), x.dims.length);
+      const axis = normAxis(attrInt(node, "axis") ?? 0, x.dims.length);
       const dims = [...x.dims.slice(0, axis), ...idx.dims, ...x.dims.slice(axis + 1)];
       let value: Dim[] | undefined;
       const iv = numbers(idx.value);
@@ -674,7 +673,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "Shape": {
       if (!x.dims) return [{ dims: [null], type: T.INT64 }];
       const r = x.dims.length;
-      let start = attrInt(node, "start", 0), end = attrInt(node, "end", r);
+      let start = attrInt(node, "start") ?? 0, end = attrInt(node, "end") ?? r;
       start = Math.min(Math.max(normAxis(start, r), 0), r);
       end = Math.min(Math.max(normAxis(end, r), 0), r);
       const value = x.dims.slice(start, Math.max(start, end));
@@ -735,11 +734,11 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     }
     case "Pad": {
       if (!x.dims) return [{ type: x.type }];
-      const pads = constInput(node, 1, info) ?? attrInts(node, "pads");
+      const pads = constValue(info, node.input[1]) ?? attrInts(node, "pads");
       if (!pads) return [{ dims: x.dims.map(() => null), type: x.type }];
       const r = x.dims.length;
       const axes =
-        (node.input[3] ? constInput(node, 3, info) : undefined)?.map((a) => normAxis(a, r)) ??
+        (node.input[3] ? constValue(info, node.input[3]) : undefined)?.map((a) => normAxis(a, r)) ??
           x.dims.map((_, i) => i);
       const dims = [...x.dims];
       axes.forEach((a, i) => {
@@ -748,7 +747,7 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
       return [{ dims, type: x.type }];
     }
     case "Range": {
-      const [s, l, d] = [0, 1, 2].map((i) => constInput(node, i, info)?.[0]);
+      const [s, l, d] = [0, 1, 2].map((i) => constValue(info, node.input[i])?.[0]);
       if (s === undefined || l === undefined || d === undefined) {
         return [{ dims: [null], type: x.type }];
       }
@@ -759,9 +758,9 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "Resize":
     case "Upsample": {
       if (!x.dims) return [{ type: x.type }];
-      const sizes = node.input[3] ? constInput(node, 3, info) : undefined;
+      const sizes = node.input[3] ? constValue(info, node.input[3]) : undefined;
       if (sizes) return [{ dims: sizes, type: x.type }];
-      const scales = constInput(node, op === "Upsample" ? 1 : 2, info) ??
+      const scales = constValue(info, node.input[op === "Upsample" ? 1 : 2]) ??
         getAttr(node, "scales")?.floats;
       if (scales && scales.length === x.dims.length) {
         return [{
@@ -777,9 +776,9 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
     case "NonZero":
       return [{ dims: [x.dims?.length ?? null, null], type: T.INT64 }];
     case "TopK": {
-      const k = constInput(node, 1, info)?.[0] ?? null;
+      const k = constValue(info, node.input[1])?.[0] ?? null;
       if (!x.dims) return [{ type: x.type }, { type: T.INT64 }];
-      const axis = normAxis(attrInt(node, "axis", -1), x.dims.length);
+      const axis = normAxis(attrInt(node, "axis") ?? -1, x.dims.length);
       const dims = x.dims.map((d, i) => (i === axis ? k : d));
       return [{ dims, type: x.type }, { dims, type: T.INT64 }];
     }
@@ -793,7 +792,11 @@ function addDim(a: Dim, b: Dim): Dim {
 }
 
 /** Clamped [start, end) of a Slice along an axis of size `d` (ONNX semantics). */
-export function sliceRange(d: number, start: number, end: number, step: number): [number, number] {
+export function sliceRange(
+  d: number,
+  options: { start: number; end: number; step: number },
+): [number, number] {
+  const { start, end, step } = options;
   let s = start < 0 ? start + d : start;
   let e = end < 0 ? end + d : end;
   if (step > 0) {

@@ -9,6 +9,7 @@
  * @module
  */
 import { create } from "@bufbuild/protobuf";
+import { LanternError } from "../../pipeline/errors.ts";
 import { type NodeProto, NodeProtoSchema } from "onnx-buf";
 import {
   attrFloat,
@@ -62,7 +63,7 @@ const STABLE_SINCE: Record<string, number> = {
  * their clipping and every divisor stay the same).
  */
 function exactCeilPool(node: NodeProto, info: ShapeInfo): NodeProto | undefined {
-  if (attrString(node, "auto_pad", "NOTSET") !== "NOTSET") return undefined;
+  if ((attrString(node, "auto_pad") ?? "NOTSET") !== "NOTSET") return undefined;
   const wp = windowParams(node, info);
   const spatial = info.get(node.input[0]).dims?.slice(2);
   if (!wp || !wp.pads || !spatial || !isStatic(spatial)) return undefined;
@@ -100,7 +101,7 @@ function without(node: NodeProto, names: readonly string[]): NodeProto["attribut
 }
 
 function fail(node: NodeProto, from: number, to: number, why: string): never {
-  throw new Error(
+  throw new LanternError(
     `Cannot upgrade node "${node.name}" (${node.opType}) from opset ${from} to ${to}: ${why}`,
   );
 }
@@ -141,7 +142,7 @@ export function upgradeNodes(
       );
       continue;
     }
-    if ((op === "MaxPool" || op === "AveragePool") && attrInt(node, "ceil_mode", 0) === 1) {
+    if ((op === "MaxPool" || op === "AveragePool") && (attrInt(node, "ceil_mode") ?? 0) === 1) {
       const fixed = exactCeilPool(node, info);
       if (fixed) {
         out.push(fixed);
@@ -177,7 +178,7 @@ export function upgradeNodes(
       }
       case "Pad": {
         const pads = attrInts(node, "pads") ?? [];
-        const value = attrFloat(node, "value", 0);
+        const value = attrFloat(node, "value") ?? 0;
         out.push(clone(node, {
           input: [node.input[0], b.ints(pads), b.scalar(value)],
           attribute: without(node, ["pads", "value"]),
@@ -211,7 +212,7 @@ export function upgradeNodes(
       case "LogSoftmax":
       case "Hardmax": {
         const rank = info.rank(node.input[0]);
-        const axis0 = attrInt(node, "axis", 1);
+        const axis0 = attrInt(node, "axis") ?? 1;
         if (rank === undefined) fail(node, from, to, "the input rank is unknown");
         const axis = axis0 < 0 ? axis0 + rank : axis0;
         if (axis === rank - 1) {
