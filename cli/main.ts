@@ -160,7 +160,17 @@ export async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
+  // Mesa's Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid" on every WebGPU probe when
+  // the variable is unset (CI, containers); give it a private directory so stderr stays ours.
+  let xdg: string | undefined;
+  if (Deno.build.os === "linux" && !Deno.env.get("XDG_RUNTIME_DIR")) {
+    try {
+      xdg = Deno.makeTempDirSync({ prefix: "lantern-xdg-" });
+      Deno.env.set("XDG_RUNTIME_DIR", xdg);
+    } catch { /* no env or write permission: the driver only complains */ }
+  }
   const code = await main(Deno.args);
+  if (xdg) Deno.removeSync(xdg, { recursive: true });
   // onnxruntime-web keeps worker threads alive; exit explicitly.
   Deno.exit(code);
 }
