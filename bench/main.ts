@@ -38,10 +38,16 @@ const MOBILENET = new URL("../../shared/models/imagenet/mobilenet_v2_float32.onn
   .pathname;
 const RESNET50 = `${OUT}/resnet50.onnx`;
 const CLASSES = 1000;
+const PIXELS = 3 * 224 * 224;
 const IG_STEPS = 50;
 const IG_BATCH = 16;
 /** Pause between the two sides so neither's idle worker threads still spin when the other starts. */
 const HANDOVER_MS = 30;
+/**
+ * Wall-clock budget of the whole suite: no repetition beyond the first of a case starts if the
+ * last one suggests it would end later than this.
+ */
+const SUITE_BUDGET_MS = 570_000;
 
 type ModelName = "mobilenet_v2" | "resnet50";
 type Kind = "forward" | "grad" | "gradcam" | "ig";
@@ -57,6 +63,8 @@ interface Case {
 interface Side {
   /** Median of the timed repetitions. */
   median_ms: number;
+  /** Fastest timed repetition (least disturbed by other load on the machine). */
+  min_ms: number;
   /** Every timed repetition, in order. */
   times_ms: number[];
   /** The first warm-up call (includes one-time graph building and session creation). */
@@ -69,13 +77,18 @@ interface CaseResult {
   kind: Kind;
   batch: number;
   warmup: number;
+  /** Timed repetitions run (fewer than `planned_reps` when the suite budget ran out). */
   reps: number;
+  planned_reps: number;
   lantern: Side;
   torch: Side;
   /** Lantern / PyTorch medians; below 1 means Lantern is faster. */
   ratio: number;
-  /** max |lantern − torch| / max |torch| on the first timed result. */
-  max_rel_diff: number;
+  /**
+   * Lantern's first timed result against PyTorch's: max |L − T| / max |T| and ‖L − T‖₂ / ‖T‖₂;
+   * null when the shapes differ.
+   */
+  diff: { max: number; l2: number } | null;
 }
 
 const KIND_LABEL: Record<Kind, string> = {
@@ -90,8 +103,9 @@ function caseName(c: Case): string {
 }
 
 /**
- * Repetitions, chosen so the full suite stays under 10 minutes on 2 busy cores: about 25 s per
- * MobileNetV2 IG repetition pair and 90 s per ResNet-50 one dominate.
+ * Repetitions, chosen so the full suite stays under 10 minutes on 2 cores: one Lantern + PyTorch
+ * repetition pair of IG takes about 20 s on MobileNetV2 and 60 s on ResNet-50, and those dominate.
+ * {@linkcode SUITE_BUDGET_MS} cuts repetitions short when the machine is slower than that.
  */
 function suite(quick: boolean): Case[] {
   const c = (model: ModelName, kind: Kind, batch: number, warmup: number, reps: number): Case => ({
@@ -112,18 +126,18 @@ function suite(quick: boolean): Case[] {
     ];
   }
   return [
-    c("mobilenet_v2", "forward", 1, 2, 15),
+    c("mobilenet_v2", "forward", 1, 2, 21),
     c("mobilenet_v2", "forward", 16, 1, 5),
-    c("mobilenet_v2", "grad", 1, 2, 11),
+    c("mobilenet_v2", "grad", 1, 2, 15),
     c("mobilenet_v2", "grad", 16, 1, 5),
-    c("mobilenet_v2", "gradcam", 1, 2, 11),
+    c("mobilenet_v2", "gradcam", 1, 2, 15),
     c("mobilenet_v2", "ig", 1, 1, 3),
-    c("resnet50", "forward", 1, 1, 5),
+    c("resnet50", "forward", 1, 1, 9),
     c("resnet50", "forward", 16, 1, 3),
     c("resnet50", "grad", 1, 1, 5),
     c("resnet50", "grad", 16, 1, 3),
-    c("resnet50", "gradcam", 1, 1, 5),
-    c("resnet50", "ig", 1, 1, 2),
+    c("resnet50", "gradcam", 1, 1, 9),
+    c("resnet50", "ig", 1, 1, 3),
   ];
 }
 
@@ -137,14 +151,17 @@ function median(values: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-function maxRelDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) return NaN;
-  let diff = 0, scale = 0;
+/** max |a − b| / max |b| and ‖a − b‖₂ / ‖b‖₂. */
+function relDiff(a: ArrayLike<number>, b: ArrayLike<number>): { max: number; l2: number } {
+  let diff = 0, scale = 0, d2 = 0, b2 = 0;
   for (let i = 0; i < a.length; i++) {
-    diff = Math.max(diff, Math.abs(a[i] - b[i]));
+    const d = a[i] - b[i];
+    diff = Math.max(diff, Math.abs(d));
     scale = Math.max(scale, Math.abs(b[i]));
+    d2 += d * d;
+    b2 += b[i] * b[i];
   }
-  return diff / (scale || 1);
+  return { max: diff / (scale || 1), l2: Math.sqrt(d2 / (b2 || 1)) };
 }
 
 function delay(ms: number): Promise<void> {
@@ -166,7 +183,7 @@ async function command(cmd: string, args: string[]): Promise<string> {
 
 function loadavg(): string {
   try {
-    return Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+    return Deno.loadavg().map((v) => v.toFixed(2)).join(" ");
   } catch {
     return "n/a";
   }
@@ -334,7 +351,7 @@ async function lanternOnce(
           model: m.model,
           batch: { tensor: x, names: ["img0"] },
           logits: m.logits1,
-          progress: options.onProgress ? () => options.onProgress!() : undefined,
+          progress: options.onProgress,
         },
         plugin.params.parse(params),
       );
@@ -360,8 +377,8 @@ async function loadModel(name: ModelName, torch: TorchWorker): Promise<Loaded> {
     }
   }
   const inputPath = `${OUT}/${name}_input.npy`;
-  const { targets } = await torch.request({ op: "load", model: name, onnx: path, input: inputPath })
-    .then((r) => r as { targets: number[] });
+  const reply = await torch.request({ op: "load", model: name, onnx: path, input: inputPath });
+  const targets = reply.targets as number[];
   const input = decodeNpy(Deno.readFileSync(inputPath), inputPath);
   const t0 = performance.now();
   const model = await openModel(Deno.readFileSync(path), { name, backend: "wasm" });
@@ -389,6 +406,7 @@ async function runCase(
   m: Loaded,
   c: Case,
   torch: TorchWorker,
+  deadline: number,
 ): Promise<{ result: CaseResult; memory?: IgMemory }> {
   const name = caseName(c);
   const req = {
@@ -423,7 +441,10 @@ async function runCase(
     torch_peak_rss_reset: false,
   };
   let lanternResult: Tensor | undefined;
+  let pair = 0;
   for (let i = 0; i < c.reps; i++) {
+    if (i > 0 && performance.now() + pair > deadline) break;
+    const pairStart = performance.now();
     let timer: ReturnType<typeof setInterval> | undefined;
     if (ig) {
       memory.lantern_peak_rss_reset = resetPeakRss();
@@ -454,19 +475,22 @@ async function runCase(
       memory.torch_peak_rss_reset = Boolean(r.peak_rss_reset);
     }
     await delay(HANDOVER_MS);
+    pair = performance.now() - pairStart;
   }
   const reference = decodeNpy(Deno.readFileSync(savePath), savePath);
   await Deno.remove(savePath);
   const diff = lanternResult && lanternResult.dims.join() === reference.dims.join()
-    ? maxRelDiff(lanternResult.data, reference.data)
-    : NaN;
+    ? relDiff(lanternResult.data, reference.data)
+    : null;
   const lantern: Side = {
     median_ms: median(lanternTimes),
+    min_ms: Math.min(...lanternTimes),
     times_ms: lanternTimes,
     first_ms: lanternFirst,
   };
   const torchSide: Side = {
     median_ms: median(torchTimes),
+    min_ms: Math.min(...torchTimes),
     times_ms: torchTimes,
     first_ms: torchFirst,
   };
@@ -476,11 +500,12 @@ async function runCase(
     kind: c.kind,
     batch: c.batch,
     warmup: c.warmup,
-    reps: c.reps,
+    reps: lanternTimes.length,
+    planned_reps: c.reps,
     lantern,
     torch: torchSide,
     ratio: lantern.median_ms / torchSide.median_ms,
-    max_rel_diff: diff,
+    diff,
   };
   if (!ig) return { result };
   memory.lantern_sampled_rss_max_bytes = sampled;
@@ -497,14 +522,25 @@ function formatMs(ms: number): string {
 }
 
 function table(results: readonly CaseResult[]): string {
-  const head = ["case", "reps", "Lantern ms", "PyTorch ms", "ratio", "max rel diff"];
+  const head = [
+    "case",
+    "reps",
+    "Lantern ms",
+    "PyTorch ms",
+    "ratio",
+    "Lantern min",
+    "PyTorch min",
+    "rel L2 diff",
+  ];
   const body = results.map((r) => [
     r.name,
-    String(r.reps),
+    r.reps === r.planned_reps ? String(r.reps) : `${r.reps}/${r.planned_reps}`,
     formatMs(r.lantern.median_ms),
     formatMs(r.torch.median_ms),
     r.ratio.toFixed(2),
-    Number.isNaN(r.max_rel_diff) ? "shape!" : r.max_rel_diff.toExponential(1),
+    formatMs(r.lantern.min_ms),
+    formatMs(r.torch.min_ms),
+    r.diff ? r.diff.l2.toExponential(1) : "shape differs",
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const fmt = (row: string[]) =>
@@ -523,7 +559,18 @@ interface ProfileEvent {
   name: string;
   dur: number;
   ts: number;
-  args?: { op_name?: string };
+  args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] };
+}
+
+/** The op type, with the kernel kind for convolutions: `FusedConv dw3×3`, `ConvTranspose 1×1`. */
+function opLabel(e: ProfileEvent): string {
+  const op = e.args?.op_name ?? "?";
+  if (!/Conv/.test(op)) return op;
+  const w = Object.values(e.args?.input_type_shape?.[1] ?? {})[0];
+  if (!w || w.length !== 4) return op;
+  // Conv weights are [out, in/group, k, k], ConvTranspose weights [in, out/group, k, k].
+  const depthwise = w[1] === 1 && w[0] > 1;
+  return `${op} ${depthwise ? "dw" : ""}${w[2]}×${w[3]}`;
 }
 
 function countOps(bytes: Uint8Array): Record<string, number> {
@@ -582,10 +629,11 @@ async function profileChild(threads: number): Promise<void> {
     session_create_ms: { forward: fwdCreateMs, gradient: gradCreateMs },
     forward_node_names: [...forwardNodes],
   });
-  const input = new Float32Array(16 * 3 * 224 * 224);
+  // Dense kernels take the same time whatever the values; a fixed pattern keeps this self-contained.
+  const input = new Float32Array(16 * PIXELS);
   for (let i = 0; i < input.length; i++) input[i] = Math.sin(i * 12.9898) * 1.5;
   for (const b of [1, 16]) {
-    const x = tensor(input.subarray(0, b * 3 * 224 * 224), [b, 3, 224, 224]);
+    const x = tensor(input.subarray(0, b * PIXELS), [b, 3, 224, 224]);
     const seed = oneHot(new Array(b).fill(285), CLASSES);
     const reps = b === 1 ? 9 : 3;
     const feeds = { [model.inputName]: x, [graph.seed]: seed };
@@ -614,22 +662,11 @@ async function profileChild(threads: number): Promise<void> {
         enableProfiling: true,
       });
       const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
-        [model.inputName]: new ort.Tensor("float32", input.slice(0, b * 3 * 224 * 224), [
-          b,
-          3,
-          224,
-          224,
-        ]),
+        [model.inputName]: new ort.Tensor("float32", input.slice(0, b * PIXELS), [b, 3, 224, 224]),
       };
       if (label === "gradient") {
-        feeds[graph.seed] = new ort.Tensor(
-          "float32",
-          oneHot(new Array(b).fill(285), CLASSES).data,
-          [
-            b,
-            CLASSES,
-          ],
-        );
+        const seed = oneHot(new Array(b).fill(285), CLASSES);
+        feeds[graph.seed] = new ort.Tensor("float32", seed.data, [b, CLASSES]);
       }
       const runs = b === 1 ? 4 : 2;
       for (let i = 0; i < runs; i++) await session.run(feeds);
@@ -715,7 +752,7 @@ function summarizeProfile(
   for (const e of events) {
     if (e.cat !== "Node" || e.ts < from || !e.name.endsWith("_kernel_time")) continue;
     const node = e.name.slice(0, -"_kernel_time".length);
-    const op = e.args?.op_name ?? "?";
+    const op = opLabel(e);
     const part = forward.has(node) ? "forward" : "backward";
     byOp[op] ??= { forward: 0, backward: 0 };
     byOp[op][part] += e.dur / 1000 / kept;
@@ -789,9 +826,9 @@ async function profile(): Promise<void> {
           formatMs(p.ms_per_run)
         } ms/run, nodes ${formatMs(nodeSum)} ms; by op (forward + backward nodes):`,
       );
-      for (const x of rowsOf.slice(0, 8)) {
+      for (const x of rowsOf.slice(0, 10)) {
         console.log(
-          `    ${x.op.padEnd(18)} ${formatMs(x.total).padStart(7)} ms  (${formatMs(x.forward)} + ${
+          `    ${x.op.padEnd(20)} ${formatMs(x.total).padStart(7)} ms  (${formatMs(x.forward)} + ${
             formatMs(x.backward)
           })  ${(100 * x.total / nodeSum).toFixed(0)}%`,
         );
@@ -873,7 +910,10 @@ async function bench(options: Options): Promise<void> {
   );
   const results: CaseResult[] = [];
   const memory: Record<string, IgMemory> = {};
-  const setup: Record<string, { lantern_open_ms: number; top1_agree: string }> = {};
+  const setup: Record<
+    string,
+    { lantern_open_ms: number; top1_agree: string; wasm_heap_bytes_after?: number }
+  > = {};
   let ortVersion = "";
   try {
     for (const name of [...new Set(cases.map((c) => c.model))]) {
@@ -890,17 +930,23 @@ async function bench(options: Options): Promise<void> {
       );
       for (const c of cases.filter((c) => c.model === name)) {
         const t = performance.now();
-        const { result, memory: mem } = await runCase(loaded, c, torch);
+        const { result, memory: mem } = await runCase(
+          loaded,
+          c,
+          torch,
+          started + SUITE_BUDGET_MS,
+        );
         results.push(result);
         if (mem) memory[result.name] = mem;
         console.log(
-          `  ${result.name}: ${c.warmup} warm-up + ${c.reps} reps in ${
+          `  ${result.name}: ${c.warmup} warm-up + ${result.reps} reps in ${
             ((performance.now() - t) / 1000).toFixed(0)
           } s — Lantern ${formatMs(result.lantern.median_ms)} ms, PyTorch ${
             formatMs(result.torch.median_ms)
           } ms`,
         );
       }
+      setup[name].wasm_heap_bytes_after = wasmHeapBytes();
       await loaded.model.dispose();
     }
   } finally {
@@ -909,7 +955,12 @@ async function bench(options: Options): Promise<void> {
   const wall = (performance.now() - started) / 1000;
   const loadEnd = loadavg();
   console.log(`\n${table(results)}\n`);
-  console.log("ratio = Lantern / PyTorch (< 1: Lantern faster); medians after warm-up.");
+  console.log(
+    "ms: median after warm-up; min: fastest repetition. ratio = Lantern / PyTorch medians\n" +
+      "(< 1: Lantern faster). rel L2 diff = ‖Lantern − PyTorch‖₂ / ‖PyTorch‖₂ of the first timed\n" +
+      "result; float32 gradients of ReLU nets flip masks near 0 and 6, so torch float32 vs float64\n" +
+      "alone differ by up to ~6e-3 on these inputs.",
+  );
   for (const [name, m] of Object.entries(memory)) {
     console.log(
       `peak RSS during ${name}: Lantern ${mib(m.lantern_peak_rss_bytes)} (VmHWM${
@@ -961,9 +1012,14 @@ async function bench(options: Options): Promise<void> {
 }
 
 if (import.meta.main) {
-  const options = parseArgs(Deno.args);
-  trackWasmHeaps();
-  if (options.profileChild !== undefined) await profileChild(options.profileChild);
-  else if (options.profile) await profile();
-  else await bench(options);
+  try {
+    const options = parseArgs(Deno.args);
+    trackWasmHeaps();
+    if (options.profileChild !== undefined) await profileChild(options.profileChild);
+    else if (options.profile) await profile();
+    else await bench(options);
+  } catch (e) {
+    console.error(`error: ${(e as Error).message ?? e}`);
+    Deno.exit(1);
+  }
 }

@@ -40,6 +40,8 @@ from torchvision import transforms
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tools"))
+# Importing tools/make_torch_fixtures.py must not leave a __pycache__ in the checkout.
+sys.dont_write_bytecode = True
 
 MAX_BATCH = 16
 SKIMAGE_DATA = "/usr/lib/python3/dist-packages/skimage/data"
