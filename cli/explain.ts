@@ -1,6 +1,8 @@
 /**
  * `lantern explain`: a one-method pipeline built from flags. Writes `DIR/<stem>_<method>.npy` and
- * `DIR/<stem>_<method>.png` (a heatmap, or a feature-map grid for `feature-maps`).
+ * `DIR/<stem>_<method>.png` (a heatmap, or a feature-map grid for `feature-maps`). `activation-max`
+ * synthesizes its images and needs no `--input`: it writes `DIR/activation-max.npy` `[N,3,H,W]`
+ * and `DIR/activation-max.png` (all rows tiled).
  *
  * @module
  */
@@ -9,6 +11,8 @@ import { LanternError } from "../pipeline/errors.ts";
 import { runPipelineSource } from "../pipeline/runner.ts";
 import type { ProgressFn } from "../pipeline/plugin.ts";
 import { parse as parseYaml } from "yaml";
+import { zeros } from "../kernels/tensor.ts";
+import type { Batch, Model } from "../pipeline/types.ts";
 
 /** Flags of `lantern explain`. */
 export interface ExplainFlags {
@@ -70,6 +74,17 @@ function parseTarget(text: string | undefined): unknown {
   return text;
 }
 
+/** One zero input of `model`'s shape named `name`, for methods that synthesize their input. */
+export function zeroBatch(model: Model, name: string): Batch {
+  const dims = model.inputShape.map((d, i) => (i === 0 ? 1 : d));
+  if (dims.some((d) => !(d > 0))) {
+    throw new LanternError(
+      `Cannot make an input for model ${model.name}: its input shape [${model.inputShape}] is not fixed, give --input`,
+    );
+  }
+  return { tensor: zeros(dims), names: [name] };
+}
+
 /** Build the pipeline for `flags`, run it, and return the files to write. */
 export async function explain(flags: ExplainFlags, progress?: ProgressFn) {
   const method: Record<string, unknown> = { name: flags.method };
@@ -82,23 +97,31 @@ export async function explain(flags: ExplainFlags, progress?: ProgressFn) {
   const model: Record<string, unknown> = { name: "onnx", path: flags.model };
   if (flags.backend) model.backend = flags.backend;
   if (flags.labels) model.labels = flags.labels;
+  // Methods that synthesize their input need none: one zero input of the model's shape stands in.
+  const synthesizes = flags.method === "activation-max";
+  const synthetic = synthesizes && flags.input.length === 0;
   const config: Record<string, unknown> = {
-    inputs: flags.input,
+    inputs: synthetic ? [flags.method] : flags.input,
     out: flags.out,
     model,
     methods: [method],
-    render: [
-      { name: "npy" },
-      // Each draws only what fits it: heatmaps for one-channel and input-space maps, grids for
-      // multi-channel layer maps, so every method gets exactly one picture.
-      { name: "heatmap" },
-      { name: "grid" },
-      { name: "json" },
-    ],
+    render: synthesizes
+      ? [{ name: "npy", batch: true }, { name: "image", batch: true }, {
+        name: "json",
+      }]
+      : [
+        { name: "npy" },
+        // Each draws only what fits it: heatmaps for one-channel and input-space maps, grids for
+        // multi-channel layer maps, so every method gets exactly one picture.
+        { name: "heatmap" },
+        { name: "grid" },
+        { name: "json" },
+      ],
   };
   if (flags.preset) config.preprocess = { name: "image", preset: flags.preset };
   const source = PipelineSource.fromObject(config, locate);
-  const result = await runPipelineSource(source, { baseDir: ".", progress });
+  const makeBatch = synthetic ? (m: Model) => zeroBatch(m, flags.method) : undefined;
+  const result = await runPipelineSource(source, { baseDir: ".", progress, makeBatch });
   // The contract names the picture `<stem>_<method>.png` whichever render drew it.
   const files = result.files.map((f) => ({ ...f, path: f.path.replace(/_grid\.png$/, ".png") }));
   return { ...result, files };

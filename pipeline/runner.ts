@@ -62,6 +62,11 @@ export interface RunPipelineOptions {
   keepModel?: boolean;
   /** Reuse an already loaded model instead of the `model` stage. */
   model?: Model;
+  /**
+   * Make the batch from the loaded model instead of reading `inputs` (which are then neither
+   * resolved nor preprocessed): for methods that synthesize their input, e.g. `activation-max`.
+   */
+  makeBatch?: (model: Model) => Batch;
 }
 
 const RESERVED = new Set(["name", "plugin", "id"]);
@@ -160,7 +165,7 @@ export async function runPipelineSource(
   const renders = await Promise.all(
     config.render.map((r, i) => bind(source, "render", r, ["render", i], baseDir, "")),
   );
-  const files = await resolveInputs(source, config, baseDir);
+  const files = options.makeBatch ? [] : await resolveInputs(source, config, baseDir);
 
   const model = options.model ??
     await (modelStage.plugin as ModelPlugin).run({ baseDir }, modelStage.params as never) as Model;
@@ -168,7 +173,7 @@ export async function runPipelineSource(
     const preEntry = config.preprocess ??
       { name: files.every((f) => f.endsWith(".npy")) ? "npy" : "image" };
     const pre = await bind(source, "preprocess", preEntry, ["preprocess"], baseDir, "image");
-    const batch = await runStage(
+    const batch = options.makeBatch?.(model) ?? await runStage(
       source,
       pre,
       () => (pre.plugin as PreprocessPlugin).run({ sources: files, model }, pre.params as never),

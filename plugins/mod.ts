@@ -26,6 +26,12 @@ import { heatmapRender } from "./render/heatmap.ts";
 import { gridRender } from "./render/grid.ts";
 import { npyRender } from "./render/npy.ts";
 import { jsonRender } from "./render/json.ts";
+import { activationMax } from "./method/activation_max.ts";
+import { imageRender } from "./render/image.ts";
+import { lime } from "./method/lime.ts";
+import { rise } from "./method/rise.ts";
+import { scoreCam } from "./method/score_cam.ts";
+import { superpixelsRender } from "./render/superpixels.ts";
 
 /** Every built-in plugin, in pipeline order. */
 export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
@@ -47,6 +53,12 @@ export const BUILTIN_PLUGINS: readonly AnyPlugin[] = [
   gridRender,
   npyRender,
   jsonRender,
+  activationMax,
+  imageRender,
+  lime,
+  rise,
+  scoreCam,
+  superpixelsRender,
 ] as AnyPlugin[];
 
 for (const plugin of BUILTIN_PLUGINS) registerPlugin(plugin);

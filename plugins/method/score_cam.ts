@@ -1,0 +1,103 @@
+/**
+ * `score-cam`: class activation maps weighted by how much each channel's activation, used as a
+ * mask, keeps the target's confidence (Wang et al. 2020, "Score-CAM: Score-Weighted Visual
+ * Explanations for Convolutional Neural Networks", https://arxiv.org/abs/1910.01279, Eq. 3–8 and
+ * Algorithm 1):
+ *
+ *   H_k = s(Up(A_k)),   s(M) = (M − min M) / (max M − min M)
+ *   w_k = softmax(f(x ⊙ H_k))_c
+ *   L_c = ReLU(Σ_k w_k A_k)
+ *
+ * Up is bilinear resizing to the input (half-pixel centres, as the authors' `F.interpolate` with
+ * `align_corners=False`); a constant channel gives an all-zero mask. Gradient-free: one forward
+ * pass per channel and image. Output `[N,1,h,w]` at the layer's resolution like the CAM family.
+ *
+ * @module
+ */
+import { z } from "zod";
+import { batchItem, tensor, toCpu } from "../../kernels/tensor.ts";
+import { upsampleBilinear } from "../../kernels/upsample.ts";
+import { forwardMany } from "../../pipeline/batching.ts";
+import { explanation, since } from "../../pipeline/explanation.ts";
+import { resolveLayer } from "../../pipeline/layers.ts";
+import { defineMethod } from "../../pipeline/plugin.ts";
+import { resolveTargetRows, targetParam } from "../../pipeline/targets.ts";
+import { weightedSum } from "./_cam.ts";
+
+/** Parameters of `score-cam`. */
+export const scoreCamParams = z.object({
+  target: targetParam,
+  /** ONNX tensor name of a 4-D activation (default: the last one feeding the head). */
+  layer: z.string().optional(),
+  /** Clamp negative evidence to zero. */
+  relu: z.boolean().default(true),
+  /** Masked inputs per forward pass. */
+  internal_batch: z.number().int().positive().default(32),
+}).strict();
+
+/** Score-CAM. */
+export const scoreCam = defineMethod({
+  name: "score-cam",
+  description: "Channel masks weighted by target confidence (Wang et al. 2020), [N,1,h,w]",
+  params: scoreCamParams,
+  async run({ model, batch, logits, progress }, params) {
+    const layer = await resolveLayer(model, params.layer, { rank: 4 });
+    const rows = resolveTargetRows(params.target, logits);
+    const [n, c, h, w] = batch.tensor.dims;
+    const t0 = performance.now();
+    const acts = await toCpu(
+      (await model.run(batch.tensor, { outputs: [layer.name] }))[layer.name],
+    );
+    const [, k, lh, lw] = acts.dims;
+    const weights = new Float32Array(rows.targets.length * k);
+    const plane = h * w;
+    for (let i = 0; i < n; i++) {
+      const mine = rows.images.flatMap((img, r) => img === i ? [r] : []);
+      if (mine.length === 0) continue;
+      const x = batchItem(batch.tensor, i).data;
+      const a = batchItem(acts, i).data;
+      await forwardMany(model, {
+        count: k,
+        inputDims: [c, h, w],
+        fill(ch, into) {
+          const up = upsampleBilinear(
+            tensor(a.slice(ch * lh * lw, (ch + 1) * lh * lw), [1, 1, lh, lw]),
+            [h, w],
+          ).data;
+          let lo = Infinity, hi = -Infinity;
+          for (const v of up) {
+            lo = Math.min(lo, v);
+            hi = Math.max(hi, v);
+          }
+          const scale = hi > lo ? 1 / (hi - lo) : 0;
+          for (let p = 0; p < plane; p++) {
+            const m = (up[p] - lo) * scale;
+            for (let q = 0; q < c; q++) into[q * plane + p] = x[q * plane + p] * m;
+          }
+        },
+        consume(ch, scores) {
+          let max = -Infinity, sum = 0;
+          for (const v of scores) max = Math.max(max, v);
+          for (const v of scores) sum += Math.exp(v - max);
+          for (const r of mine) weights[r * k + ch] = Math.exp(scores[rows.targets[r]] - max) / sum;
+        },
+      }, {
+        batchSize: params.internal_batch,
+        progress: progress && ((done) => progress(i * k + done, n * k, "score-cam")),
+      });
+    }
+    const rowActs = new Float32Array(rows.targets.length * k * lh * lw);
+    rows.images.forEach((img, r) => rowActs.set(batchItem(acts, img).data, r * k * lh * lw));
+    const map = weightedSum(tensor(rowActs, [rows.targets.length, k, lh, lw]), weights, {
+      relu: params.relu,
+    });
+    return explanation(model, {
+      method: "score-cam",
+      rows,
+      map,
+      space: "layer",
+      layer: layer.name,
+      timings: { forward: since(t0) },
+    });
+  },
+});
