@@ -11,8 +11,8 @@ import { LanternError } from "../pipeline/errors.ts";
 import { runPipelineSource } from "../pipeline/runner.ts";
 import type { ProgressFn } from "../pipeline/plugin.ts";
 import { parse as parseYaml } from "yaml";
-import { zeros } from "../kernels/tensor.ts";
-import type { Batch, Model } from "../pipeline/types.ts";
+import type { Model } from "../pipeline/types.ts";
+import { zeroBatch } from "../pipeline/batching.ts";
 
 /** Flags of `lantern explain`. */
 export interface ExplainFlags {
@@ -72,17 +72,6 @@ function parseTarget(text: string | undefined): unknown {
   if (/^\d+$/.test(text)) return Number(text);
   if (text.includes(",")) return text.split(",").map((t) => /^\d+$/.test(t) ? Number(t) : t);
   return text;
-}
-
-/** One zero input of `model`'s shape named `name`, for methods that synthesize their input. */
-export function zeroBatch(model: Model, name: string): Batch {
-  const dims = model.inputShape.map((d, i) => (i === 0 ? 1 : d));
-  if (dims.some((d) => !(d > 0))) {
-    throw new LanternError(
-      `Cannot make an input for model ${model.name}: its input shape [${model.inputShape}] is not fixed, give --input`,
-    );
-  }
-  return { tensor: zeros(dims), names: [name] };
 }
 
 /** Build the pipeline for `flags`, run it, and return the files to write. */

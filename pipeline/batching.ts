@@ -4,9 +4,10 @@
  *
  * @module
  */
-import { sizeOf, tensor } from "../kernels/tensor.ts";
+import { sizeOf, tensor, zeros } from "../kernels/tensor.ts";
+import { LanternError } from "./errors.ts";
 import type { ProgressFn } from "./plugin.ts";
-import type { Model } from "./types.ts";
+import type { Batch, Model } from "./types.ts";
 
 /** Options for {@linkcode forwardMany}. */
 export interface ForwardManyOptions {
@@ -44,4 +45,15 @@ export async function forwardMany(
     for (let j = 0; j < n; j++) spec.consume(start + j, scores.data.subarray(j * k, (j + 1) * k));
     options.progress?.(start + n, spec.count, options.label);
   }
+}
+
+/** One zero input of `model`'s shape named `name`, for methods that synthesize their input. */
+export function zeroBatch(model: Model, name: string): Batch {
+  const dims = model.inputShape.map((d, i) => (i === 0 ? 1 : d));
+  if (dims.some((d) => !(d > 0))) {
+    throw new LanternError(
+      `Cannot make an input for model ${model.name}: its input shape [${model.inputShape}] is not fixed, give inputs`,
+    );
+  }
+  return { tensor: zeros(dims), names: [name] };
 }

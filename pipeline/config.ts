@@ -24,8 +24,8 @@ export type Entry = z.infer<typeof entrySchema>;
 
 /** The top level of a pipeline file. */
 export const pipelineSchema = z.object({
-  /** Input files or globs, relative to the pipeline file. */
-  inputs: z.union([z.string(), z.array(z.string()).min(1)]),
+  /** Input files or globs, relative to the pipeline file (optional for `activation-max`). */
+  inputs: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
   /** Output directory, relative to the current directory (default `out`). */
   out: z.string().optional(),
   /** Preprocess stage (default: `image` with the preset that fits the model). */

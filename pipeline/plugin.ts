@@ -71,6 +71,11 @@ export interface Plugin<K extends PluginKind, I, O, P = unknown> {
   readonly description: string;
   /** Zod schema of its parameters; unknown keys are rejected. */
   readonly params: z.ZodType<P>;
+  /**
+   * Methods only: the method makes its own input (e.g. `activation-max`), so a pipeline of such
+   * methods may omit `inputs` and gets one zero input of the model's shape.
+   */
+  readonly synthesizesInput?: boolean;
   /** Do the work. */
   run(input: I, params: P): Promise<O>;
 }

@@ -9,6 +9,7 @@ import type { Entry, KeyPath, PipelineConfig, PipelineSource } from "./config.ts
 import { describeIssue } from "./config.ts";
 import { didYouMean, LanternError, ParamError } from "./errors.ts";
 import { expandGlob } from "./glob.ts";
+import { zeroBatch } from "./batching.ts";
 import type {
   AnyPlugin,
   MethodPlugin,
@@ -130,6 +131,7 @@ export async function resolveInputs(
   config: PipelineConfig,
   baseDir: string,
 ): Promise<string[]> {
+  if (config.inputs === undefined) throw source.error([], "missing inputs (files or globs)");
   const patterns = Array.isArray(config.inputs) ? config.inputs : [config.inputs];
   const files: string[] = [];
   for (const [i, pattern] of patterns.entries()) {
@@ -165,7 +167,12 @@ export async function runPipelineSource(
   const renders = await Promise.all(
     config.render.map((r, i) => bind(source, "render", r, ["render", i], baseDir, "")),
   );
-  const files = options.makeBatch ? [] : await resolveInputs(source, config, baseDir);
+  // A pipeline of methods that make their own input (activation-max) may omit `inputs`.
+  const makeBatch = options.makeBatch ??
+    (config.inputs === undefined && methods.every((m) => m.plugin.synthesizesInput)
+      ? (m: Model) => zeroBatch(m, methods[0].label)
+      : undefined);
+  const files = makeBatch ? [] : await resolveInputs(source, config, baseDir);
 
   const model = options.model ??
     await (modelStage.plugin as ModelPlugin).run({ baseDir }, modelStage.params as never) as Model;
@@ -173,7 +180,7 @@ export async function runPipelineSource(
     const preEntry = config.preprocess ??
       { name: files.every((f) => f.endsWith(".npy")) ? "npy" : "image" };
     const pre = await bind(source, "preprocess", preEntry, ["preprocess"], baseDir, "image");
-    const batch = options.makeBatch?.(model) ?? await runStage(
+    const batch = makeBatch?.(model) ?? await runStage(
       source,
       pre,
       () => (pre.plugin as PreprocessPlugin).run({ sources: files, model }, pre.params as never),

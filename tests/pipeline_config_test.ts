@@ -116,3 +116,31 @@ Deno.test("closestMatches ranks by edit distance", () => {
     "layer4",
   ]);
 });
+
+Deno.test("a pipeline of input-synthesizing methods needs no inputs; others do", async () => {
+  const text = `model:
+  path: fixtures/torch/squeezenet/model.onnx
+  backend: wasm
+methods:
+  - name: activation-max
+    objective: logit
+    target: 1
+    steps: 2
+render:
+  - name: npy
+    batch: true
+`;
+  const result = await runPipeline(text, { file: "p.yaml", baseDir: "tests" });
+  assert.deepEqual(result.files.map((f) => f.path), ["activation-max.npy"]);
+  assert.deepEqual(result.explanations[0].map.dims, [1, 3, 66, 66]);
+  await assert.rejects(
+    runPipeline(
+      text.replace("activation-max", "saliency").replace(/ {4}(objective|steps): .*\n/g, ""),
+      {
+        file: "p.yaml",
+        baseDir: "tests",
+      },
+    ),
+    /^LanternError: p\.yaml:1 missing inputs/,
+  );
+});

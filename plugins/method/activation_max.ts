@@ -253,6 +253,7 @@ export const activationMax = defineMethod({
   name: "activation-max",
   description: "Synthesize the image a unit most wants to see (Olah et al. 2017), [N,3,H,W]",
   params: activationMaxParams,
+  synthesizesInput: true,
   async run(input, params) {
     const { model, progress } = input;
     const [, ch] = model.inputShape;
