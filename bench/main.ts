@@ -21,12 +21,12 @@ import "../plugins/mod.ts";
 import { buildGradientGraph } from "../graph/autodiff.ts";
 import { decodeModel } from "../graph/onnx_io.ts";
 import { loadOrt } from "../kernels/backend.ts";
-import { decodeNpy } from "../kernels/npy.ts";
+import { decodeNpy, encodeNpy } from "../kernels/npy.ts";
 import { createSession, type GraphSession } from "../kernels/session.ts";
 import { type Tensor, tensor } from "../kernels/tensor.ts";
 import { type OnnxModel, openModel } from "../plugins/model/onnx_model.ts";
 import { inputGradients, oneHot, rows } from "../pipeline/gradients.ts";
-import type { MethodPlugin } from "../pipeline/plugin.ts";
+import type { MethodPlugin, PreprocessPlugin } from "../pipeline/plugin.ts";
 import { getPlugin } from "../pipeline/registry.ts";
 import type { Explanation } from "../pipeline/types.ts";
 
@@ -41,6 +41,14 @@ const CLASSES = 1000;
 const PIXELS = 3 * 224 * 224;
 const IG_STEPS = 50;
 const IG_BATCH = 16;
+/** Activation-max: the channel objective's tensor, timed steps and warm-up steps. */
+const AM_LAYER = "610";
+const AM_STEPS = 24;
+const AM_WARM_STEPS = 2;
+/** LIME: samples (LIME's default `num_samples`), warm-up samples and the photo explained. */
+const LIME_SAMPLES = 1000;
+const LIME_WARM_SAMPLES = 32;
+const LIME_IMAGE = `${ROOT}/examples/images/chelsea.png`;
 /** Pause between the two sides so neither's idle worker threads still spin when the other starts. */
 const HANDOVER_MS = 30;
 /**
@@ -50,7 +58,7 @@ const HANDOVER_MS = 30;
 const SUITE_BUDGET_MS = 570_000;
 
 type ModelName = "mobilenet_v2" | "resnet50";
-type Kind = "forward" | "grad" | "gradcam" | "ig";
+type Kind = "forward" | "grad" | "gradcam" | "ig" | "actmax" | "lime";
 
 interface Case {
   model: ModelName;
@@ -89,6 +97,8 @@ interface CaseResult {
    * null when the shapes differ.
    */
   diff: { max: number; l2: number } | null;
+  /** Case-specific numbers (activation-max steps per second, LIME's split). */
+  extra?: Record<string, number>;
 }
 
 const KIND_LABEL: Record<Kind, string> = {
@@ -96,6 +106,8 @@ const KIND_LABEL: Record<Kind, string> = {
   grad: "fwd+bwd",
   gradcam: "gradcam",
   ig: `ig${IG_STEPS}`,
+  actmax: `activation-max ${AM_LAYER}:0 ${AM_STEPS} steps`,
+  lime: `lime${LIME_SAMPLES}`,
 };
 
 function caseName(c: Case): string {
@@ -132,6 +144,8 @@ function suite(quick: boolean): Case[] {
     c("mobilenet_v2", "grad", 16, 1, 5),
     c("mobilenet_v2", "gradcam", 1, 2, 15),
     c("mobilenet_v2", "ig", 1, 1, 3),
+    c("mobilenet_v2", "actmax", 1, 1, 3),
+    c("mobilenet_v2", "lime", 1, 1, 1),
     c("resnet50", "forward", 1, 1, 9),
     c("resnet50", "forward", 16, 1, 3),
     c("resnet50", "grad", 1, 1, 5),

@@ -17,6 +17,13 @@ line. Requests:
         runs the case once and returns its wall time in ms; "save" writes the result (logits,
         input gradient, CAM or attribution) for Lantern to compare against; "memory" resets the
         peak RSS before the run and returns it after (resource.getrusage maxrss).
+    {"op": "actmax", "steps": S, "seed": 0}
+        runs S steps of the activation-max loop (see `activation_max_steps`) and returns the
+        loop's wall time in ms and its steps per second.
+    {"op": "lime", "input": NPY, "target": T, "samples": S, "internal_batch": K}
+        segments the [1,3,224,224] input with skimage quickshift (once, cached), then runs the S
+        perturbed inputs through the model K at a time; returns the segmentation time and the
+        time of the S forward passes (mask fill, forward, softmax) in ms.
     {"op": "quit"}
 
 Every case runs in float32 (torch eager, no JIT) on `--threads` intra-op threads. Parameters have
@@ -190,11 +197,118 @@ def integrated_gradients(model, x, targets, steps, internal_batch):
     return torch.cat(attributions)
 
 
+# Lucid's `color_correlation_svd_sqrt`, normalized by its largest column norm
+# (kernels/fourier_image.ts).
+COLOR_CORRELATION = np.array(
+    [[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], dtype=np.float32)
+COLOR_CORRELATION /= np.max(np.linalg.norm(COLOR_CORRELATION, axis=0))
+# Lucid's standard_transforms, as kernels/transforms.ts STANDARD_TRANSFORMS.
+TRANSFORM_SCALES = [1 + (i - 5) / 50 for i in range(11)]
+TRANSFORM_ANGLES = list(range(-10, 11)) + [0] * 5
+
+
+def layer_610(model):
+    """MobileNetV2 up to ONNX tensor "610": the 16th ReLU6 (features[8]'s depthwise block).
+
+    "610" is the output of the 16th Clip node of the ONNX graph in node order; torchvision's
+    ReLU6 modules come in the same order (features[0]: 1, features[1]: 1, then 2 per block).
+    """
+    block = model.features[8].conv
+    return torch.nn.Sequential(*model.features[:8], block[0], block[1]).eval()
+
+
+def random_affine_grid(rng, h, w):
+    """One standard transform as a grid_sample grid (align_corners=True), as randomAffine."""
+    def offset(d):
+        return int(np.floor(rng.uniform() * (d + 1))) - d / 2
+
+    j1x, j1y = offset(8), offset(8)
+    s = TRANSFORM_SCALES[int(rng.uniform() * len(TRANSFORM_SCALES))]
+    theta = TRANSFORM_ANGLES[int(rng.uniform() * len(TRANSFORM_ANGLES))] * np.pi / 180
+    j2x, j2y = offset(4), offset(4)
+    cos, sin = np.cos(theta) / s, np.sin(theta) / s
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    ux, uy = -cx + j2x, -cy + j2y
+    tx, ty = cx + j1x + cos * ux + sin * uy, cy + j1y - sin * ux + cos * uy
+    oy, ox = torch.meshgrid(torch.arange(h, dtype=torch.float32),
+                            torch.arange(w, dtype=torch.float32), indexing="ij")
+    sx, sy = cos * ox + sin * oy + tx, -sin * ox + cos * oy + ty
+    # Source pixel -> [-1, 1] with align_corners=True.
+    return torch.stack([2 * sx / (w - 1) - 1, 2 * sy / (h - 1) - 1], dim=-1)[None]
+
+
+def activation_max_steps(net, steps, seed, h=224, w=224, lr=0.05):
+    """Lucid's render_vis loop for the mean of channel 0 of `net`'s output; returns seconds.
+
+    Fourier image (1/f scaling, decay power 1, irfft2, /4), decorrelated colour, sigmoid,
+    standard transforms as one random affine grid_sample (fill 0.5), ImageNet normalization,
+    loss = -mean of channel 0, Adam.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    fy = np.fft.fftfreq(h)[:, None]
+    fx = np.fft.fftfreq(w)[:w // 2 + 1]
+    freqs = np.sqrt(fx * fx + fy * fy)
+    scale = torch.tensor(np.sqrt(h * w) / np.maximum(freqs, 1.0 / max(h, w)),
+                         dtype=torch.float32)
+    spectrum = (0.01 * torch.randn(3, h, w // 2 + 1, 2, generator=gen)).requires_grad_(True)
+    color = torch.from_numpy(COLOR_CORRELATION)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    opt = torch.optim.Adam([spectrum], lr=lr)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        spec = torch.view_as_complex(spectrum) * scale
+        img = torch.fft.irfft2(spec, s=(h, w))[None] / 4
+        img = torch.einsum("ij,njhw->nihw", color, img)
+        rgb = torch.sigmoid(img)
+        grid = random_affine_grid(rng, h, w)
+        seen = torch.nn.functional.grid_sample(
+            rgb - 0.5, grid, mode="bilinear", padding_mode="zeros", align_corners=True) + 0.5
+        loss = -net((seen - mean) / std)[:, 0].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return time.perf_counter() - t0
+
+
+def lime_segments(x):
+    """LIME's default segmentation of the normalized [1,3,H,W] input: quickshift(4, 200, 0.2)."""
+    from skimage.segmentation import quickshift
+
+    img = (x[0].numpy().transpose(1, 2, 0) * IMAGENET_STD + IMAGENET_MEAN).clip(0, 1)
+    return quickshift(img.astype(np.float64), kernel_size=4, max_dist=200, ratio=0.2,
+                      random_seed=0)
+
+
+def lime_forwards(model, x, labels, target, samples, internal_batch):
+    """LIME's `samples` forward passes with mean-filled superpixels; returns the probabilities."""
+    d = int(labels.max()) + 1
+    lab = torch.from_numpy(labels.astype(np.int64))
+    flat = x[0].reshape(3, -1)
+    count = torch.bincount(lab.view(-1), minlength=d).float()
+    means = torch.stack([torch.bincount(lab.view(-1), weights=flat[c], minlength=d) / count
+                         for c in range(3)])
+    off = means[:, lab][None]
+    z = np.random.RandomState(0).randint(0, 2, (samples, d))
+    z[0] = 1
+    z = torch.from_numpy(z).bool()
+    probs = []
+    with torch.inference_mode():
+        for start in range(0, samples, internal_batch):
+            mask = z[start:start + internal_batch][:, lab][:, None]
+            batch = torch.where(mask, x, off)
+            probs.append(torch.softmax(model(batch), dim=1)[:, target])
+    return torch.cat(probs)
+
+
 class Worker:
     """State of one `serve` session: loaded models and their inputs."""
 
     def __init__(self):
         self.models = {}
+        self.net_610 = None
+        self.segments = {}
 
     def load(self, req):
         name = req["model"]
@@ -234,6 +348,31 @@ class Worker:
             np.save(req["save"], result.detach().numpy().astype(np.float32))
         return reply
 
+    def actmax(self, req):
+        if self.net_610 is None:
+            model = self.models["mobilenet_v2"][0]
+            self.net_610 = layer_610(model)
+            for p in self.net_610.parameters():
+                p.requires_grad_(False)
+        seconds = activation_max_steps(self.net_610, req["steps"], req.get("seed", 0))
+        return {"ms": seconds * 1000, "steps_per_second": req["steps"] / seconds}
+
+    def lime(self, req):
+        model = self.models["mobilenet_v2"][0]
+        path = req["input"]
+        x = torch.from_numpy(np.load(path)).float()
+        t0 = time.perf_counter()
+        if path not in self.segments:
+            self.segments[path] = lime_segments(x)
+        segmentation = time.perf_counter() - t0
+        labels = self.segments[path]
+        t0 = time.perf_counter()
+        probs = lime_forwards(model, x, labels, req["target"], req["samples"],
+                              req["internal_batch"])
+        forward = time.perf_counter() - t0
+        return {"ms": forward * 1000, "segmentation_ms": segmentation * 1000,
+                "segments": int(labels.max()) + 1, "first_probability": float(probs[0])}
+
 
 def serve(threads):
     torch.set_num_threads(threads)
@@ -259,6 +398,10 @@ def serve(threads):
                 reply = worker.load(req)
             elif req["op"] == "run":
                 reply = worker.run(req)
+            elif req["op"] == "actmax":
+                reply = worker.actmax(req)
+            elif req["op"] == "lime":
+                reply = worker.lime(req)
             else:
                 raise ValueError(f'Cannot serve request: unknown op "{req["op"]}"')
         except Exception as e:  # reported to the Deno side, which stops the bench

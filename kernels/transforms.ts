@@ -74,6 +74,41 @@ export function randomAffine(
   };
 }
 
+/** The four bilinear taps of each output pixel: source index (−1 outside) and weight. */
+interface Taps {
+  readonly h: number;
+  readonly w: number;
+  readonly index: Int32Array;
+  readonly weight: Float32Array;
+}
+
+// A step samples and then scatters through the same affine: compute its taps once.
+const tapCache = new WeakMap<Affine, Taps>();
+
+function bilinearTaps(h: number, w: number, affine: Affine): Taps {
+  const cached = tapCache.get(affine);
+  if (cached && cached.h === h && cached.w === w) return cached;
+  const [a, b, cc, d] = affine.m, [tx, ty] = affine.t;
+  const index = new Int32Array(4 * h * w);
+  const weight = new Float32Array(4 * h * w);
+  for (let oy = 0; oy < h; oy++) {
+    for (let ox = 0; ox < w; ox++) {
+      const sx = a * ox + b * oy + tx, sy = cc * ox + d * oy + ty;
+      const x0 = Math.floor(sx), y0 = Math.floor(sy);
+      const fx = sx - x0, fy = sy - y0;
+      const o = 4 * (oy * w + ox);
+      for (let k = 0; k < 4; k++) {
+        const x = x0 + (k & 1), y = y0 + (k >> 1);
+        index[o + k] = x >= 0 && x < w && y >= 0 && y < h ? y * w + x : -1;
+        weight[o + k] = (k & 1 ? fx : 1 - fx) * (k >> 1 ? fy : 1 - fy);
+      }
+    }
+  }
+  const taps = { h, w, index, weight };
+  tapCache.set(affine, taps);
+  return taps;
+}
+
 /**
  * Sample `src` `[C, h, w]` through `affine` into `out` `[C, h, w]`, bilinearly; neighbours outside
  * the image read `fill` (Lucid pads with 0.5).
@@ -83,27 +118,18 @@ export function sampleAffine(
   out: Float32Array,
   options: { c: number; h: number; w: number; affine: Affine; fill: number },
 ): void {
-  const { c, h, w, affine, fill } = options;
-  const [a, b, cc, d] = affine.m, [tx, ty] = affine.t;
+  const { c, h, w, fill } = options;
+  const { index, weight } = bilinearTaps(h, w, options.affine);
   const hw = h * w;
-  for (let oy = 0; oy < h; oy++) {
-    for (let ox = 0; ox < w; ox++) {
-      const sx = a * ox + b * oy + tx, sy = cc * ox + d * oy + ty;
-      const x0 = Math.floor(sx), y0 = Math.floor(sy);
-      const fx = sx - x0, fy = sy - y0;
-      const in00 = x0 >= 0 && x0 < w && y0 >= 0 && y0 < h;
-      const in01 = x0 + 1 >= 0 && x0 + 1 < w && y0 >= 0 && y0 < h;
-      const in10 = x0 >= 0 && x0 < w && y0 + 1 >= 0 && y0 + 1 < h;
-      const in11 = x0 + 1 >= 0 && x0 + 1 < w && y0 + 1 >= 0 && y0 + 1 < h;
-      const w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-      const p = y0 * w + x0, o = oy * w + ox;
-      for (let ch = 0; ch < c; ch++) {
-        const base = ch * hw;
-        out[base + o] = w00 * (in00 ? src[base + p] : fill) +
-          w01 * (in01 ? src[base + p + 1] : fill) +
-          w10 * (in10 ? src[base + p + w] : fill) +
-          w11 * (in11 ? src[base + p + w + 1] : fill);
+  for (let ch = 0; ch < c; ch++) {
+    const base = ch * hw;
+    for (let o = 0; o < hw; o++) {
+      let v = 0;
+      for (let k = 4 * o; k < 4 * o + 4; k++) {
+        const i = index[k];
+        v += weight[k] * (i >= 0 ? src[base + i] : fill);
       }
+      out[base + o] = v;
     }
   }
 }
@@ -117,27 +143,17 @@ export function sampleAffineAdjoint(
   gSrc: Float32Array,
   options: { c: number; h: number; w: number; affine: Affine },
 ): void {
-  const { c, h, w, affine } = options;
-  const [a, b, cc, d] = affine.m, [tx, ty] = affine.t;
+  const { c, h, w } = options;
+  const { index, weight } = bilinearTaps(h, w, options.affine);
   const hw = h * w;
   gSrc.fill(0);
-  for (let oy = 0; oy < h; oy++) {
-    for (let ox = 0; ox < w; ox++) {
-      const sx = a * ox + b * oy + tx, sy = cc * ox + d * oy + ty;
-      const x0 = Math.floor(sx), y0 = Math.floor(sy);
-      const fx = sx - x0, fy = sy - y0;
-      const in00 = x0 >= 0 && x0 < w && y0 >= 0 && y0 < h;
-      const in01 = x0 + 1 >= 0 && x0 + 1 < w && y0 >= 0 && y0 < h;
-      const in10 = x0 >= 0 && x0 < w && y0 + 1 >= 0 && y0 + 1 < h;
-      const in11 = x0 + 1 >= 0 && x0 + 1 < w && y0 + 1 >= 0 && y0 + 1 < h;
-      const w00 = (1 - fx) * (1 - fy), w01 = fx * (1 - fy), w10 = (1 - fx) * fy, w11 = fx * fy;
-      const p = y0 * w + x0, o = oy * w + ox;
-      for (let ch = 0; ch < c; ch++) {
-        const base = ch * hw, g = gOut[base + o];
-        if (in00) gSrc[base + p] += w00 * g;
-        if (in01) gSrc[base + p + 1] += w01 * g;
-        if (in10) gSrc[base + p + w] += w10 * g;
-        if (in11) gSrc[base + p + w + 1] += w11 * g;
+  for (let ch = 0; ch < c; ch++) {
+    const base = ch * hw;
+    for (let o = 0; o < hw; o++) {
+      const g = gOut[base + o];
+      for (let k = 4 * o; k < 4 * o + 4; k++) {
+        const i = index[k];
+        if (i >= 0) gSrc[base + i] += weight[k] * g;
       }
     }
   }
