@@ -6,11 +6,13 @@
  * line. Lantern and PyTorch repetitions alternate, so both see the same background load, and never
  * overlap: each side gets the whole machine with the same thread count. Each side times its own
  * work; the first timed result of each side is compared, so the table also shows that the two
- * computed the same thing.
+ * computed the same thing. The two method cases (activation-max, LIME) compare times only.
  *
  *   deno task bench                  # full suite (≤ 10 minutes on 2 cores)
  *   deno task bench --quick          # MobileNetV2 only, fewer repetitions
  *   deno task bench --only fwd+bwd   # cases whose name contains the substring
+ *   deno task bench --only lime      # LIME (1000 samples) against as many torch forward passes
+ *   deno task bench --only activation  # activation-max steps/s against the same loop in torch
  *   deno task bench --profile        # where Lantern's time goes in MobileNetV2 forward+backward
  *
  * Results go to `out/bench/results.json`; see `bench/README.md`.
@@ -28,7 +30,7 @@ import { type OnnxModel, openModel } from "../plugins/model/onnx_model.ts";
 import { inputGradients, oneHot, rows } from "../pipeline/gradients.ts";
 import type { MethodPlugin, PreprocessPlugin } from "../pipeline/plugin.ts";
 import { getPlugin } from "../pipeline/registry.ts";
-import type { Explanation } from "../pipeline/types.ts";
+import type { Batch, Explanation } from "../pipeline/types.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
 const OUT = `${ROOT}/out/bench`;
@@ -371,7 +373,158 @@ async function lanternOnce(
       );
       return result.map;
     }
+    default:
+      throw new Error(`Cannot run case "${caseName(c)}" as a single call: it is a method case`);
   }
+}
+
+/** One Lantern call of `activation-max` or `lime`, for {@linkcode runMethodCase}. */
+interface MethodRun {
+  /** What the ratio compares: the optimization loop, or LIME's whole call. */
+  ms: number;
+  extra: Record<string, number>;
+}
+
+async function lanternActmax(m: Loaded, steps: number): Promise<MethodRun> {
+  const plugin = method("activation-max");
+  const e = await plugin.run(
+    {
+      model: m.model,
+      batch: { tensor: tensor(new Float32Array(PIXELS), [1, 3, 224, 224]), names: ["am"] },
+      logits: m.logits1,
+    },
+    plugin.params.parse({ objective: "channel", layer: AM_LAYER, channel: 0, steps, seed: 0 }),
+  );
+  const sps = (e.info as { steps_per_second: number }).steps_per_second;
+  return { ms: (steps * 1000) / sps, extra: { steps_per_second: sps } };
+}
+
+interface LimeInput {
+  plugin: MethodPlugin<unknown>;
+  batch: Batch;
+  logits: Tensor;
+  target: number;
+  path: string;
+}
+
+/** Chelsea through the `image` preprocess, as the pipeline runner would hand it to `lime`. */
+async function limeInput(m: Loaded): Promise<LimeInput> {
+  const pre = getPlugin("preprocess", "image") as PreprocessPlugin<unknown>;
+  const batch = await pre.run({ sources: [LIME_IMAGE], model: m.model }, pre.params.parse({}));
+  const logits = (await m.model.run(batch.tensor))[m.model.outputName];
+  const target = logits.data.indexOf(Math.max(...logits.data));
+  const path = `${OUT}/lime_input.npy`;
+  await Deno.writeFile(path, encodeNpy(batch.tensor));
+  return { plugin: method("lime"), batch, logits, target, path };
+}
+
+async function lanternLime(m: Loaded, input: LimeInput, samples: number): Promise<MethodRun> {
+  const t = performance.now();
+  const e = await input.plugin.run(
+    { model: m.model, batch: input.batch, logits: input.logits },
+    input.plugin.params.parse({ samples }),
+  );
+  const ms = performance.now() - t;
+  const { segmentation = NaN, forward = NaN, fit = NaN } = e.timings;
+  return {
+    ms,
+    extra: {
+      segmentation_ms: segmentation,
+      sampling_forward_ms: forward,
+      regression_ms: fit,
+      other_ms: ms - segmentation - forward - fit,
+      segments: (e.info as { segments: number[] }).segments[0],
+    },
+  };
+}
+
+/**
+ * A method case: `activation-max` (Lantern's optimization loop against the same loop in torch,
+ * `activation_max_steps` in torch_bench.py) or `lime` (Lantern's whole call against torch running
+ * the same number of forward passes). No result is compared: the two sides draw different random
+ * transforms and perturbations.
+ */
+async function runMethodCase(
+  m: Loaded,
+  c: Case,
+  torch: TorchWorker,
+  deadline: number,
+): Promise<CaseResult> {
+  const actmax = c.kind === "actmax";
+  const lime = actmax ? undefined : await limeInput(m);
+  const lanternRun = (warm: boolean) =>
+    actmax
+      ? lanternActmax(m, warm ? AM_WARM_STEPS : AM_STEPS)
+      : lanternLime(m, lime!, warm ? LIME_WARM_SAMPLES : LIME_SAMPLES);
+  const torchRun = async (warm: boolean): Promise<MethodRun> => {
+    const r = actmax
+      ? await torch.request({ op: "actmax", steps: warm ? AM_WARM_STEPS : AM_STEPS, seed: 0 })
+      : await torch.request({
+        op: "lime",
+        input: lime!.path,
+        target: lime!.target,
+        samples: warm ? LIME_WARM_SAMPLES : LIME_SAMPLES,
+        internal_batch: (method("lime").params.parse({}) as { internal_batch: number })
+          .internal_batch,
+      });
+    const extra: Record<string, number> = actmax
+      ? { steps_per_second: r.steps_per_second as number }
+      : { segmentation_ms: r.segmentation_ms as number, segments: r.segments as number };
+    return { ms: r.ms as number, extra };
+  };
+  let lanternFirst = NaN, torchFirst = NaN;
+  for (let i = 0; i < c.warmup; i++) {
+    const t = performance.now();
+    await lanternRun(true);
+    if (i === 0) lanternFirst = performance.now() - t;
+    await delay(HANDOVER_MS);
+    const r = await torchRun(true);
+    if (i === 0) torchFirst = r.ms;
+    await delay(HANDOVER_MS);
+  }
+  const lanternRuns: MethodRun[] = [], torchRuns: MethodRun[] = [];
+  let pair = 0;
+  for (let i = 0; i < c.reps; i++) {
+    if (i > 0 && performance.now() + pair > deadline) break;
+    const pairStart = performance.now();
+    lanternRuns.push(await lanternRun(false));
+    await delay(HANDOVER_MS);
+    torchRuns.push(await torchRun(false));
+    await delay(HANDOVER_MS);
+    pair = performance.now() - pairStart;
+  }
+  if (lime) await Deno.remove(lime.path);
+  const side = (runs: MethodRun[], first: number): Side => {
+    const times = runs.map((r) => r.ms);
+    return {
+      median_ms: median(times),
+      min_ms: Math.min(...times),
+      times_ms: times,
+      first_ms: first,
+    };
+  };
+  const lantern = side(lanternRuns, lanternFirst);
+  const torchSide = side(torchRuns, torchFirst);
+  const medians = (runs: MethodRun[], prefix: string) =>
+    Object.fromEntries(
+      Object.keys(runs[0].extra).map((
+        k,
+      ) => [`${prefix}_${k}`, median(runs.map((r) => r.extra[k]))]),
+    );
+  return {
+    name: caseName(c),
+    model: c.model,
+    kind: c.kind,
+    batch: c.batch,
+    warmup: c.warmup,
+    reps: lanternRuns.length,
+    planned_reps: c.reps,
+    lantern,
+    torch: torchSide,
+    ratio: lantern.median_ms / torchSide.median_ms,
+    diff: null,
+    extra: { ...medians(lanternRuns, "lantern"), ...medians(torchRuns, "torch") },
+  };
 }
 
 async function loadModel(name: ModelName, torch: TorchWorker): Promise<Loaded> {
@@ -422,6 +575,9 @@ async function runCase(
   torch: TorchWorker,
   deadline: number,
 ): Promise<{ result: CaseResult; memory?: IgMemory }> {
+  if (c.kind === "actmax" || c.kind === "lime") {
+    return { result: await runMethodCase(m, c, torch, deadline) };
+  }
   const name = caseName(c);
   const req = {
     op: "run",
@@ -554,12 +710,49 @@ function table(results: readonly CaseResult[]): string {
     r.ratio.toFixed(2),
     formatMs(r.lantern.min_ms),
     formatMs(r.torch.min_ms),
-    r.diff ? r.diff.l2.toExponential(1) : "shape differs",
+    r.diff
+      ? r.diff.l2.toExponential(1)
+      : r.kind === "actmax" || r.kind === "lime"
+      ? "n/a"
+      : "shape differs",
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => row[i].length)));
   const fmt = (row: string[]) =>
     row.map((cell, i) => i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i])).join("  ");
   return [fmt(head), widths.map((w) => "-".repeat(w)).join("  "), ...body.map(fmt)].join("\n");
+}
+
+/** The extra numbers of the method cases, one line each. */
+function methodNotes(results: readonly CaseResult[]): string[] {
+  const notes: string[] = [];
+  for (const r of results) {
+    const x = r.extra;
+    if (!x) continue;
+    if (r.kind === "actmax") {
+      notes.push(
+        `${r.name} (after ${AM_WARM_STEPS} warm-up steps): Lantern ${
+          x.lantern_steps_per_second.toFixed(1)
+        } steps/s, PyTorch ${x.torch_steps_per_second.toFixed(1)} steps/s; ratio ${
+          r.ratio.toFixed(2)
+        } (Lantern time / PyTorch time)`,
+      );
+    } else if (r.kind === "lime") {
+      const fwd = x.lantern_sampling_forward_ms;
+      notes.push(
+        `${r.name}: Lantern ${formatMs(r.lantern.median_ms)} ms = segmentation ${
+          formatMs(x.lantern_segmentation_ms)
+        } + sampling+forward ${formatMs(fwd)} + regression ${
+          formatMs(x.lantern_regression_ms)
+        } + other ${formatMs(x.lantern_other_ms)} ms (${x.lantern_segments} superpixels); ` +
+          `PyTorch ${LIME_SAMPLES} forward passes ${formatMs(r.torch.median_ms)} ms ` +
+          `(skimage quickshift ${formatMs(x.torch_segmentation_ms)} ms, ${x.torch_segments} ` +
+          `superpixels, not in the ratio); ratio ${r.ratio.toFixed(2)} whole call, ${
+            (fwd / r.torch.median_ms).toFixed(2)
+          } sampling+forward only`,
+      );
+    }
+  }
+  return notes;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -975,6 +1168,7 @@ async function bench(options: Options): Promise<void> {
       "result; float32 gradients of ReLU nets flip masks near 0 and 6, so torch float32 vs float64\n" +
       "alone differ by up to ~6e-3 on these inputs.",
   );
+  for (const line of methodNotes(results)) console.log(line);
   for (const [name, m] of Object.entries(memory)) {
     console.log(
       `peak RSS during ${name}: Lantern ${mib(m.lantern_peak_rss_bytes)} (VmHWM${

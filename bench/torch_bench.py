@@ -21,9 +21,10 @@ line. Requests:
         runs S steps of the activation-max loop (see `activation_max_steps`) and returns the
         loop's wall time in ms and its steps per second.
     {"op": "lime", "input": NPY, "target": T, "samples": S, "internal_batch": K}
-        segments the [1,3,224,224] input with skimage quickshift (once, cached), then runs the S
-        perturbed inputs through the model K at a time; returns the segmentation time and the
-        time of the S forward passes (mask fill, forward, softmax) in ms.
+        segments the [1,3,224,224] input with skimage quickshift (once, cached; the first time
+        is reported as "segmentation_ms"), then runs the S perturbed inputs through the model
+        K at a time and returns the time of the S forward passes (mask fill, forward, softmax)
+        in ms.
     {"op": "quit"}
 
 Every case runs in float32 (torch eager, no JIT) on `--threads` intra-op threads. Parameters have
@@ -361,11 +362,12 @@ class Worker:
         model = self.models["mobilenet_v2"][0]
         path = req["input"]
         x = torch.from_numpy(np.load(path)).float()
-        t0 = time.perf_counter()
         if path not in self.segments:
-            self.segments[path] = lime_segments(x)
-        segmentation = time.perf_counter() - t0
-        labels = self.segments[path]
+            t0 = time.perf_counter()
+            labels = lime_segments(x)
+            self.segments[path] = (labels, time.perf_counter() - t0)
+        # The segmentation is the same every time: it is timed once and that time reported.
+        labels, segmentation = self.segments[path]
         t0 = time.perf_counter()
         probs = lime_forwards(model, x, labels, req["target"], req["samples"],
                               req["internal_batch"])
