@@ -47,9 +47,30 @@ export type {
 export { defineMethod, defineModel, definePreprocess, defineRender } from "./pipeline/plugin.ts";
 export { getPlugin, importPlugin, pluginNames, registerPlugin } from "./pipeline/registry.ts";
 export { LanternError, ParamError } from "./pipeline/errors.ts";
-export { resolveTargets, type Target, targetParam, topPredictions } from "./pipeline/targets.ts";
+export {
+  isOnePerImage,
+  resolveTargetRows,
+  resolveTargets,
+  type Target,
+  targetParam,
+  type TargetRows,
+  topPredictions,
+} from "./pipeline/targets.ts";
+export { explanation, type ExplanationParts } from "./pipeline/explanation.ts";
+export {
+  type GradientRequest,
+  type GradientResult,
+  gradients,
+  inputGradients,
+  inputGradientsMany,
+  oneHot,
+} from "./pipeline/gradients.ts";
+export type { ReluRule } from "./graph/autodiff.ts";
+export { buildGradientGraph, type GradientGraph, type GradientSpec } from "./graph/autodiff.ts";
+export { upsampleBilinear, upsampleNearest } from "./kernels/upsample.ts";
+export { Random } from "./kernels/random.ts";
 export { defaultLayer, resolveLayer } from "./pipeline/layers.ts";
-export { forwardMany } from "./pipeline/batching.ts";
+export { forwardMany, zeroBatch } from "./pipeline/batching.ts";
 export type { PipelineResult, RunPipelineOptions } from "./pipeline/runner.ts";
 export {
   batchItem,
