@@ -106,6 +106,18 @@ export function isOnePerImage(rows: TargetRows): boolean {
   return rows.images.every((img, r) => img === r);
 }
 
+/**
+ * The softmax of one row of scores as a function of the class: p(i) = e^(z_i − m) / Σ_j e^(z_j − m),
+ * with m the row's maximum for stability.
+ */
+export function softmaxOf(scores: ArrayLike<number>): (index: number) => number {
+  let max = -Infinity;
+  for (let j = 0; j < scores.length; j++) max = Math.max(max, scores[j]);
+  let sum = 0;
+  for (let j = 0; j < scores.length; j++) sum += Math.exp(scores[j] - max);
+  return (index) => Math.exp(scores[index] - max) / sum;
+}
+
 /** Softmax of each row of `logits` `[N,K]`. */
 export function softmaxRows(logits: Tensor): Float32Array {
   const [n, k] = logits.dims;

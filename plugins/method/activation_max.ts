@@ -33,6 +33,7 @@ import { explanation, since } from "../../pipeline/explanation.ts";
 import { gradients } from "../../pipeline/gradients.ts";
 import { resolveLayer } from "../../pipeline/layers.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
+import { softmaxOf } from "../../pipeline/targets.ts";
 import type { Model } from "../../pipeline/types.ts";
 import {
   IMAGENET_MEAN,
@@ -150,11 +151,7 @@ function evalTerm(term: Term, value: Tensor, seed: Float32Array | undefined): nu
       v = a[u];
       if (s) s[u] += term.weight;
     } else {
-      let max = -Infinity;
-      for (const z of a) max = Math.max(max, z);
-      let sum = 0;
-      for (const z of a) sum += Math.exp(z - max);
-      const p = (i: number) => Math.exp(a[i] - max) / sum;
+      const p = softmaxOf(a);
       v = p(u);
       // ∂p_u/∂z_i = p_u(δ_ui − p_i)
       if (s) { for (let i = 0; i < per; i++) s[i] += term.weight * v * ((i === u ? 1 : 0) - p(i)); }
@@ -425,11 +422,7 @@ export const activationMax = defineMethod({
       const logits = (await model.run(final))[model.outputName];
       const k = logits.dims[1];
       info.probability = units.map((u, r) => {
-        const row = logits.data.subarray(r * k, (r + 1) * k);
-        const max = Math.max(...row);
-        let sum = 0;
-        for (const z of row) sum += Math.exp(z - max);
-        return Math.exp(row[u] - max) / sum;
+        return softmaxOf(logits.data.subarray(r * k, (r + 1) * k))(u);
       });
     }
     const names = input.batch.names.length;

@@ -28,7 +28,7 @@ import { batchItem, tensor } from "../../kernels/tensor.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
-import { resolveTargetRows, targetParam } from "../../pipeline/targets.ts";
+import { resolveTargetRows, softmaxOf, targetParam } from "../../pipeline/targets.ts";
 import type { Batch } from "../../pipeline/types.ts";
 
 /** Parameters of `lime`. */
@@ -220,15 +220,8 @@ export const lime = defineMethod({
           }
         },
         consume(k, scores) {
-          let max = -Infinity, sum = 0;
-          if (params.output === "probability") {
-            for (const v of scores) max = Math.max(max, v);
-            for (const v of scores) sum += Math.exp(v - max);
-          }
-          mine.forEach((r, m) => {
-            const v = scores[rows.targets[r]];
-            ys[m][k] = params.output === "probability" ? Math.exp(v - max) / sum : v;
-          });
+          const f = params.output === "probability" ? softmaxOf(scores) : (i: number) => scores[i];
+          mine.forEach((r, m) => ys[m][k] = f(rows.targets[r]));
         },
       }, {
         batchSize: params.internal_batch,

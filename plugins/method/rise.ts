@@ -19,7 +19,7 @@ import { batchItem, tensor } from "../../kernels/tensor.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
-import { resolveTargetRows, targetParam } from "../../pipeline/targets.ts";
+import { resolveTargetRows, softmaxOf, targetParam } from "../../pipeline/targets.ts";
 
 /** Parameters of `rise`. */
 export const riseParams = z.object({
@@ -138,14 +138,11 @@ export const rise = defineMethod({
         consume(k, scores) {
           const m = pending.get(k)!;
           pending.delete(k);
-          let max = -Infinity, sum = 0;
-          if (params.output === "probability") {
-            for (const v of scores) max = Math.max(max, v);
-            for (const v of scores) sum += Math.exp(v - max);
-          }
+          const score = params.output === "probability"
+            ? softmaxOf(scores)
+            : (i: number) => scores[i];
           mine.forEach((r, j) => {
-            const v = scores[rows.targets[r]];
-            const f = params.output === "probability" ? Math.exp(v - max) / sum : v;
+            const f = score(rows.targets[r]);
             const acc = sal[j];
             for (let p = 0; p < plane; p++) acc[p] += f * m[p];
           });

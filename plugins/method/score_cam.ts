@@ -21,7 +21,7 @@ import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { resolveLayer } from "../../pipeline/layers.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
-import { resolveTargetRows, targetParam } from "../../pipeline/targets.ts";
+import { resolveTargetRows, softmaxOf, targetParam } from "../../pipeline/targets.ts";
 import { weightedSum } from "./_cam.ts";
 
 /** Parameters of `score-cam`. */
@@ -76,10 +76,8 @@ export const scoreCam = defineMethod({
           }
         },
         consume(ch, scores) {
-          let max = -Infinity, sum = 0;
-          for (const v of scores) max = Math.max(max, v);
-          for (const v of scores) sum += Math.exp(v - max);
-          for (const r of mine) weights[r * k + ch] = Math.exp(scores[rows.targets[r]] - max) / sum;
+          const p = softmaxOf(scores);
+          for (const r of mine) weights[r * k + ch] = p(rows.targets[r]);
         },
       }, {
         batchSize: params.internal_batch,
