@@ -71,6 +71,18 @@ export { upsampleBilinear, upsampleNearest } from "./kernels/upsample.ts";
 export { Random } from "./kernels/random.ts";
 export { defaultLayer, resolveLayer } from "./pipeline/layers.ts";
 export { forwardMany, zeroBatch } from "./pipeline/batching.ts";
+export {
+  type Curve,
+  type CurveOptions,
+  deletionAuc,
+  deletionCurve,
+  insertionAuc,
+  insertionCurve,
+  type MetricFill,
+  randomOrder,
+  randomSegmentOrder,
+  saliencyOrder,
+} from "./pipeline/metrics.ts";
 export type { PipelineResult, RunPipelineOptions } from "./pipeline/runner.ts";
 export {
   batchItem,
@@ -87,6 +99,76 @@ export {
 export { decodeNpy, encodeNpy } from "./kernels/npy.ts";
 export { openModel, type OpenModelOptions } from "./plugins/model/onnx_model.ts";
 export { type BackendRequest, chooseBackend } from "./kernels/backend.ts";
+
+// The method-authoring kit: with the exports above, everything the built-in methods use
+// (tests/kit_test.ts checks that), so a plugin needs no other import.
+export { z } from "zod";
+export { since } from "./pipeline/explanation.ts";
+export { softmaxOf, softmaxRows } from "./pipeline/targets.ts";
+export { modelProto } from "./pipeline/layers.ts";
+export { type GradientHookModel, hasGradientHook } from "./pipeline/gradients.ts";
+export { gatherBatch } from "./kernels/tensor.ts";
+export {
+  bilinearPlane,
+  bilinearSeparable,
+  type PlaneOptions,
+  type Taps,
+} from "./kernels/upsample.ts";
+export {
+  internalBatchParam,
+  targetInputGradients,
+  targetLayerGradients,
+} from "./plugins/method/_gradient.ts";
+export {
+  camVariantParams,
+  type CamWeights,
+  defineCamMethod,
+  spatialMean,
+  weightedSum,
+} from "./plugins/method/_cam.ts";
+export { findHead, type HeadResult } from "./graph/head.ts";
+export {
+  CHANNEL_REDUCTIONS,
+  type ChannelReduction,
+  type Normalization,
+  NORMALIZATIONS,
+  normalizeBatch,
+  normalizeValues,
+  reduceChannels,
+} from "./kernels/normalize.ts";
+export { gaussianBlur } from "./kernels/blur.ts";
+export { quadrature, type Rule, RULES } from "./kernels/quadrature.ts";
+export { Adam, type AdamOptions } from "./kernels/adam.ts";
+export { type ImageParameterization, imageParameterization } from "./kernels/fourier_image.ts";
+export {
+  type Affine,
+  IDENTITY,
+  randomAffine,
+  sampleAffine,
+  sampleAffineAdjoint,
+} from "./kernels/transforms.ts";
+export { quickshift, type RgbImage, type Segmentation } from "./kernels/quickshift.ts";
+export { slic } from "./kernels/slic.ts";
+export {
+  type Design,
+  FEATURE_SELECTIONS,
+  type FeatureSelection,
+  selectFeatures,
+  weightedRidge,
+} from "./kernels/ridge.ts";
+export { PluginLoader, type PluginModuleSpec } from "./pipeline/registry.ts";
+export { type MethodFailure } from "./pipeline/runner.ts";
+export {
+  explain,
+  ExplainError,
+  type ExplainErrorKind,
+  type ExplainInput,
+  type ExplainOptions,
+  type ExplainResult,
+  loadModel,
+  type LoadModelOptions,
+  type PngOptions,
+} from "./pipeline/explain.ts";
 
 /**
  * Run a pipeline given as YAML text (or a plain object). Relative paths resolve against

@@ -34,6 +34,7 @@ Lantern's gradient graphs do.
 
 import argparse
 import json
+import math
 import os
 import resource
 import sys
@@ -198,6 +199,54 @@ def integrated_gradients(model, x, targets, steps, internal_batch):
     return torch.cat(attributions)
 
 
+def smoothgrad(model, x, targets, samples, sigma, internal_batch):
+    """SmoothGrad: the mean input gradient over `samples` noisy copies (noise std = sigma × range).
+
+    As Captum's NoiseTunnel (and Lantern's method) the noise is drawn per sample; torch's own
+    generator draws it, so the two sides' results differ and only times are compared.
+    """
+    out = []
+    gen = torch.Generator().manual_seed(0)
+    for i in range(x.shape[0]):
+        xi = x[i:i + 1]
+        sd = sigma * float(xi.max() - xi.min())
+        total = torch.zeros_like(xi)
+        for start in range(0, samples, internal_batch):
+            k = min(internal_batch, samples - start)
+            noisy = xi + sd * torch.randn((k,) + tuple(xi.shape[1:]), generator=gen)
+            total += input_grad(model, noisy, [targets[i]] * k).sum(0, keepdim=True)
+        out.append(total / samples)
+    return torch.cat(out)
+
+
+def occlusion(model, x, targets, window, stride, internal_batch):
+    """Captum's Occlusion with a (C, window, window) zero window: the mean, over the windows that
+    cover a pixel, of f_t(x) - f_t(x occluded); the last window may overhang the edge."""
+    n, c, h, w = x.shape
+    rows = math.ceil((h - window) / stride) + 1
+    cols = math.ceil((w - window) / stride) + 1
+    boxes = [(r * stride, q * stride, min(r * stride + window, h), min(q * stride + window, w))
+             for r in range(rows) for q in range(cols)]
+    out = []
+    with torch.inference_mode():
+        base = model(x)
+        for i in range(n):
+            t = targets[i]
+            total = torch.zeros(h, w, dtype=torch.float64)
+            count = torch.zeros(h, w, dtype=torch.float64)
+            for start in range(0, len(boxes), internal_batch):
+                chunk = boxes[start:start + internal_batch]
+                b = x[i:i + 1].repeat(len(chunk), 1, 1, 1)
+                for j, (y0, x0, y1, x1) in enumerate(chunk):
+                    b[j, :, y0:y1, x0:x1] = 0
+                diff = (base[i, t] - model(b)[:, t]).double()
+                for j, (y0, x0, y1, x1) in enumerate(chunk):
+                    total[y0:y1, x0:x1] += diff[j]
+                    count[y0:y1, x0:x1] += 1
+            out.append((total / count).float().expand(c, h, w))
+    return torch.stack(out)
+
+
 # Lucid's `color_correlation_svd_sqrt`, normalized by its largest column norm
 # (kernels/fourier_image.ts).
 COLOR_CORRELATION = np.array(
@@ -326,8 +375,6 @@ class Worker:
         x = x_all[:req["batch"]].contiguous()
         targets = req.get("target")
         case = req["case"]
-        memory = bool(req.get("memory"))
-        reset = reset_peak_rss() if memory else False
         t0 = time.perf_counter()
         if case == "forward":
             with torch.inference_mode():
@@ -338,13 +385,17 @@ class Worker:
             result = gradcam(model, layer, x, targets)
         elif case == "ig":
             result = integrated_gradients(model, x, targets, req["steps"], req["internal_batch"])
+        elif case == "smoothgrad":
+            result = smoothgrad(model, x, targets, req["samples"], req["sigma"],
+                                req["internal_batch"])
+        elif case == "occlusion":
+            result = occlusion(model, x, targets, req["window"], req["stride"],
+                               req["internal_batch"])
         else:
-            raise ValueError(f'Cannot run case "{case}": expected forward, grad, gradcam or ig')
+            raise ValueError(f'Cannot run case "{case}": expected forward, grad, gradcam, ig, '
+                             'smoothgrad or occlusion')
         ms = (time.perf_counter() - t0) * 1000
         reply = {"ms": ms}
-        if memory:
-            reply["peak_rss"] = peak_rss_bytes()
-            reply["peak_rss_reset"] = reset
         if req.get("save"):
             np.save(req["save"], result.detach().numpy().astype(np.float32))
         return reply
@@ -396,6 +447,9 @@ def serve(threads):
         try:
             if req["op"] == "quit":
                 break
+            # Any request may ask for the peak RSS of its own run.
+            memory = bool(req.get("memory"))
+            reset = reset_peak_rss() if memory else False
             if req["op"] == "load":
                 reply = worker.load(req)
             elif req["op"] == "run":
@@ -406,6 +460,9 @@ def serve(threads):
                 reply = worker.lime(req)
             else:
                 raise ValueError(f'Cannot serve request: unknown op "{req["op"]}"')
+            if memory:
+                reply["peak_rss"] = peak_rss_bytes()
+                reply["peak_rss_reset"] = reset
         except Exception as e:  # reported to the Deno side, which stops the bench
             reply = {"error": f"{type(e).__name__}: {e}"}
         out.write(json.dumps(reply) + "\n")

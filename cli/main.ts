@@ -16,6 +16,7 @@ import { pluginsOf } from "../pipeline/registry.ts";
 import { runPipelineSource } from "../pipeline/runner.ts";
 import { explain } from "./explain.ts";
 import { doctor, formatDoctor } from "./doctor.ts";
+import type { BackendRequest } from "../kernels/backend.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -62,7 +63,16 @@ export function buildCli(): Command {
     .argument("<pipeline>", "pipeline YAML file")
     .option("--set <key=value>", "override a value, e.g. methods[0].target=281", collect, [])
     .option("--out <dir>", "output directory (overrides out:)")
-    .action(async (file: string, opts: { set: string[]; out?: string }) => {
+    .option(
+      "--watch",
+      "re-run when the pipeline or a local plugin file changes (model kept loaded)",
+    )
+    .action(async (file: string, opts: { set: string[]; out?: string; watch?: boolean }) => {
+      if (opts.watch) {
+        await readText(file);
+        const { watchPipeline } = await import("./watch.ts");
+        return await watchPipeline(file, { set: opts.set, out: opts.out, progress: progressBar() });
+      }
       const source = new PipelineSource(await readText(file), file);
       for (const s of opts.set) source.set(s);
       const result = await runPipelineSource(source, {
@@ -70,6 +80,20 @@ export function buildCli(): Command {
         progress: progressBar(),
       });
       summarize(await writeOutputs(opts.out ?? result.out, result.files));
+      // A sandboxed method's failure does not stop the others; their files are written above.
+      for (const f of result.failures.slice(0, -1)) console.error(`error: ${f.message}`);
+      if (result.failures.length) throw new LanternError(result.failures.at(-1)!.message);
+    });
+
+  program.command("new")
+    .description("Scaffold a plugin: DIR/NAME.ts, its test DIR/NAME_test.ts and DIR/NAME.yaml")
+    .argument("<kind>", "plugin kind (method)")
+    .argument("<name>", "plugin name, e.g. my-method")
+    .option("--dir <dir>", "directory to write to", ".")
+    .action(async (kind: string, name: string, opts: { dir: string }) => {
+      const { scaffold } = await import("./new.ts");
+      const written = await scaffold(kind, name, { dir: opts.dir });
+      summarize(written);
     });
 
   program.command("explain")
@@ -80,7 +104,7 @@ export function buildCli(): Command {
     .option("--layer <tensor>", "ONNX tensor name the method looks at")
     .option("--target <k>", "class index, top1, or a comma list with one per image")
     .option("--param <key=value>", "method parameter (repeatable)", collect, [])
-    .option("--backend <name>", "auto | wasm | webgpu")
+    .option("--backend <name>", "auto | wasm | webgpu | native")
     .option("--labels <file>", "labels file, one class per line")
     .option("--preset <name>", "preprocess preset: imagenet | grayscale | none")
     .requiredOption("--out <dir>", "output directory")
@@ -96,8 +120,8 @@ export function buildCli(): Command {
     .description("List every tensor of a model: name, producing op, shape")
     .argument("<model>", "ONNX model path")
     .option("--json", "print JSON")
-    .option("--backend <name>", "auto | wasm | webgpu", "wasm")
-    .action(async (path: string, opts: { json?: boolean; backend: "auto" | "wasm" | "webgpu" }) => {
+    .option("--backend <name>", "auto | wasm | webgpu | native", "wasm")
+    .action(async (path: string, opts: { json?: boolean; backend: BackendRequest }) => {
       const { onnxModel } = await import("../plugins/model/onnx.ts");
       const model = await onnxModel.run({ baseDir: "." }, { path, backend: opts.backend });
       const tensors = await model.tensors();
@@ -136,6 +160,19 @@ export function buildCli(): Command {
     .action(async (opts: { json?: boolean }) => {
       const report = await doctor();
       console.log(opts.json ? JSON.stringify(report, null, 2) : formatDoctor(report));
+    });
+
+  program.command("serve")
+    .description("Serve POST /v1/explain, GET /v1/models, /v1/methods, /healthz, /openapi.json")
+    .option("--port <n>", "TCP port (0: any free one)", "8000")
+    .option("--hostname <host>", "interface to listen on", "127.0.0.1")
+    .option("--model <name=path>", "allow-listed model, NAME=PATH_OR_URL (repeatable)", collect, [])
+    .option("--config <file>", "server config YAML (models, default_model, limits, log)")
+    .option("--backend <name>", "auto | wasm | webgpu, for --model entries")
+    .option("--quiet", "no request logs")
+    .action(async (opts) => {
+      const { serve } = await import("./serve.ts");
+      await (await serve(opts)).finished;
     });
   return program;
 }

@@ -47,12 +47,12 @@ export class Adam {
     this.#t++;
     const b1 = this.#b1, b2 = this.#b2;
     const c1 = 1 - Math.pow(b1, this.#t), c2 = 1 - Math.pow(b2, this.#t);
-    const m = this.#m, v = this.#v;
+    const m = this.#m, v = this.#v, lr = this.#lr, eps = this.#eps;
     for (let i = 0; i < param.length; i++) {
       const g = grad[i];
-      m[i] = b1 * m[i] + (1 - b1) * g;
-      v[i] = b2 * v[i] + (1 - b2) * g * g;
-      param[i] -= (this.#lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + this.#eps);
+      const mi = m[i] = b1 * m[i] + (1 - b1) * g;
+      const vi = v[i] = b2 * v[i] + (1 - b2) * g * g;
+      param[i] -= (lr * (mi / c1)) / (Math.sqrt(vi / c2) + eps);
     }
   }
 }

@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { fft, ifft } from "./fft.ts";
+import { fftBatch } from "./fft.ts";
 import type { Random } from "./random.ts";
 
 /** Lucid's `color_correlation_svd_sqrt`: the square root of ImageNet's RGB covariance. */
@@ -64,29 +64,149 @@ export function fourierScale(
 
 const workspaces = new Map<string, Workspace>();
 
-function workspace(h: number, w: number): Workspace {
-  const key = `${h}x${w}`;
+function workspace(h: number, w: number, planes: number): Workspace {
+  const key = `${h}x${w}x${planes}`;
   let ws = workspaces.get(key);
-  if (!ws) workspaces.set(key, ws = new Workspace(h, w));
+  if (!ws) workspaces.set(key, ws = new Workspace(h, w, planes));
   return ws;
 }
 
-/** Scratch buffers for one image size. */
+/**
+ * Scratch buffers for `planes` images of one size. `z` holds the half spectra of all planes as
+ * `[h, planes·wf]`, so the column transforms run as one batch; `u` holds the rows as `[wi, pairs]`,
+ * two real rows per complex transform (row q in the real part, row q + pairs in the imaginary).
+ */
 class Workspace {
+  readonly wi: number;
+  readonly wf: number;
+  readonly pairs: number;
   readonly zRe: Float64Array;
   readonly zIm: Float64Array;
-  readonly colRe: Float64Array;
-  readonly colIm: Float64Array;
-  readonly rowRe: Float64Array;
-  readonly rowIm: Float64Array;
-  constructor(readonly h: number, readonly w: number) {
+  readonly uRe: Float64Array;
+  readonly uIm: Float64Array;
+  constructor(readonly h: number, readonly w: number, readonly planes: number) {
     const { wi, wf } = dims(h, w);
-    this.zRe = new Float64Array(h * wf);
-    this.zIm = new Float64Array(h * wf);
-    this.colRe = new Float64Array(h);
-    this.colIm = new Float64Array(h);
-    this.rowRe = new Float64Array(wi);
-    this.rowIm = new Float64Array(wi);
+    this.wi = wi;
+    this.wf = wf;
+    this.pairs = Math.ceil((planes * h) / 2);
+    this.zRe = new Float64Array(h * planes * wf);
+    this.zIm = new Float64Array(h * planes * wf);
+    this.uRe = new Float64Array(wi * this.pairs);
+    this.uIm = new Float64Array(wi * this.pairs);
+  }
+}
+
+/**
+ * `planes` planes of `numpy.fft.irfft2`, cropped to `w` columns and multiplied by `gain`:
+ * `spec` holds `[planes, h, wf, 2]`, each value first multiplied by `scale[y·wf + x]` when given,
+ * and `out` receives `[planes, h, w]`.
+ */
+function irfft2dPlanes(
+  spec: Float32Array | Float64Array,
+  out: Float32Array | Float64Array,
+  options: { ws: Workspace; scale?: Float64Array; gain: number },
+): void {
+  const { ws, scale } = options;
+  const { h, w, wi, wf, planes, pairs, zRe, zIm, uRe, uIm } = ws;
+  const plane = h * wf, stride = planes * wf;
+  for (let c = 0; c < planes; c++) {
+    for (let y = 0; y < h; y++) {
+      const s = c * plane + y * wf, z = y * stride + c * wf;
+      for (let x = 0; x < wf; x++) {
+        const k = scale ? scale[y * wf + x] : 1;
+        zRe[z + x] = spec[2 * (s + x)] * k;
+        zIm[z + x] = spec[2 * (s + x) + 1] * k;
+      }
+    }
+  }
+  fftBatch(zRe, zIm, { n: h, batch: stride, inverse: true });
+  // Each row's full spectrum is its Hermitian extension (numpy's c2r drops the imaginary parts of
+  // the zero and Nyquist columns); rows q and q + pairs share one complex transform.
+  const rows = planes * h, nyq = wi / 2;
+  for (let q = 0; q < pairs; q++) {
+    const a = (q % h) * stride + Math.floor(q / h) * wf;
+    const second = q + pairs < rows;
+    const b = second ? ((q + pairs) % h) * stride + Math.floor((q + pairs) / h) * wf : 0;
+    for (let k = 0; k <= nyq; k++) {
+      const edge = k === 0 || k === nyq;
+      const ar = zRe[a + k], ai = edge ? 0 : zIm[a + k];
+      const br = second ? zRe[b + k] : 0, bi = second && !edge ? zIm[b + k] : 0;
+      uRe[k * pairs + q] = ar - bi;
+      uIm[k * pairs + q] = ai + br;
+      if (!edge) {
+        // conj(A) + i·conj(B) at the mirrored frequency.
+        uRe[(wi - k) * pairs + q] = ar + bi;
+        uIm[(wi - k) * pairs + q] = br - ai;
+      }
+    }
+  }
+  fftBatch(uRe, uIm, { n: wi, batch: pairs, inverse: true });
+  const g = options.gain / (h * wi);
+  for (let q = 0; q < pairs; q++) {
+    const oa = q * w, ob = (q + pairs) * w;
+    const second = q + pairs < rows;
+    for (let n = 0; n < w; n++) {
+      out[oa + n] = uRe[n * pairs + q] * g;
+      if (second) out[ob + n] = uIm[n * pairs + q] * g;
+    }
+  }
+}
+
+/**
+ * The exact adjoint (transpose) of {@linkcode irfft2dPlanes}: `grad` `[planes, h, w]` → `out`
+ * `[planes, h, wf, 2]`.
+ */
+function irfft2dPlanesAdjoint(
+  grad: Float32Array | Float64Array,
+  out: Float32Array | Float64Array,
+  options: { ws: Workspace; scale?: Float64Array; gain: number },
+): void {
+  const { ws, scale } = options;
+  const { h, w, wi, wf, planes, pairs, zRe, zIm, uRe, uIm } = ws;
+  const plane = h * wf, stride = planes * wf;
+  const rows = planes * h, nyq = wi / 2;
+  for (let q = 0; q < pairs; q++) {
+    const oa = q * w, ob = (q + pairs) * w;
+    const second = q + pairs < rows;
+    for (let n = 0; n < w; n++) {
+      uRe[n * pairs + q] = grad[oa + n];
+      uIm[n * pairs + q] = second ? grad[ob + n] : 0;
+    }
+    for (let n = w; n < wi; n++) uRe[n * pairs + q] = uIm[n * pairs + q] = 0;
+  }
+  fftBatch(uRe, uIm, { n: wi, batch: pairs });
+  // Split the two real rows' spectra: A = (W[k] + conj W[−k])/2, B = (W[k] − conj W[−k])/(2i);
+  // the transpose of the Hermitian extension doubles all but the zero and Nyquist columns, and
+  // drops their imaginary parts.
+  for (let q = 0; q < pairs; q++) {
+    const a = (q % h) * stride + Math.floor(q / h) * wf;
+    const second = q + pairs < rows;
+    const b = second ? ((q + pairs) % h) * stride + Math.floor((q + pairs) / h) * wf : 0;
+    for (let k = 0; k <= nyq; k++) {
+      const m = k === 0 ? 0 : wi - k;
+      const wr = uRe[k * pairs + q], wim = uIm[k * pairs + q];
+      const vr = uRe[m * pairs + q], vi = uIm[m * pairs + q];
+      const edge = k === 0 || k === nyq;
+      const c = edge ? 0.5 : 1;
+      zRe[a + k] = c * (wr + vr);
+      zIm[a + k] = edge ? 0 : wim - vi;
+      if (second) {
+        zRe[b + k] = c * (wim + vi);
+        zIm[b + k] = edge ? 0 : vr - wr;
+      }
+    }
+  }
+  fftBatch(zRe, zIm, { n: h, batch: stride });
+  const g = options.gain / (h * wi);
+  for (let c = 0; c < planes; c++) {
+    for (let y = 0; y < h; y++) {
+      const s = c * plane + y * wf, z = y * stride + c * wf;
+      for (let x = 0; x < wf; x++) {
+        const k = scale ? scale[y * wf + x] * g : g;
+        out[2 * (s + x)] = zRe[z + x] * k;
+        out[2 * (s + x) + 1] = zIm[z + x] * k;
+      }
+    }
   }
 }
 
@@ -100,32 +220,7 @@ export function irfft2d(
   out: Float32Array | Float64Array,
   size: { h: number; w: number },
 ): void {
-  const { h, w } = size;
-  const { wi, wf } = dims(h, w);
-  const ws = workspace(h, w);
-  for (let x = 0; x < wf; x++) {
-    for (let y = 0; y < h; y++) {
-      ws.colRe[y] = spec[(y * wf + x) * 2];
-      ws.colIm[y] = spec[(y * wf + x) * 2 + 1];
-    }
-    ifft(ws.colRe, ws.colIm);
-    for (let y = 0; y < h; y++) {
-      ws.zRe[y * wf + x] = ws.colRe[y] / h;
-      ws.zIm[y * wf + x] = ws.colIm[y] / h;
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    ws.rowRe.fill(0);
-    ws.rowIm.fill(0);
-    for (let k = 0; k < wf; k++) {
-      // Hermitian symmetry: the conjugate half doubles every column but DC and Nyquist.
-      const c = k === 0 || k === wi / 2 ? 1 : 2;
-      ws.rowRe[k] = c * ws.zRe[y * wf + k];
-      ws.rowIm[k] = c * ws.zIm[y * wf + k];
-    }
-    ifft(ws.rowRe, ws.rowIm);
-    for (let n = 0; n < w; n++) out[y * w + n] = ws.rowRe[n] / wi;
-  }
+  irfft2dPlanes(spec, out, { ws: workspace(size.h, size.w, 1), gain: 1 });
 }
 
 /** The exact adjoint (transpose) of {@linkcode irfft2d}: `grad` `[h, w]` → `out` `[h, wf, 2]`. */
@@ -134,32 +229,7 @@ export function irfft2dAdjoint(
   out: Float32Array | Float64Array,
   size: { h: number; w: number },
 ): void {
-  const { h, w } = size;
-  const { wi, wf } = dims(h, w);
-  const ws = workspace(h, w);
-  for (let y = 0; y < h; y++) {
-    ws.rowRe.fill(0);
-    ws.rowIm.fill(0);
-    for (let n = 0; n < w; n++) ws.rowRe[n] = grad[y * w + n];
-    fft(ws.rowRe, ws.rowIm);
-    for (let k = 0; k < wf; k++) {
-      const c = k === 0 || k === wi / 2 ? 1 : 2;
-      ws.zRe[y * wf + k] = (c * ws.rowRe[k]) / wi;
-      // Only the real part of DC and Nyquist reaches the output; their imaginary parts have none.
-      ws.zIm[y * wf + k] = c === 1 ? 0 : (c * ws.rowIm[k]) / wi;
-    }
-  }
-  for (let x = 0; x < wf; x++) {
-    for (let y = 0; y < h; y++) {
-      ws.colRe[y] = ws.zRe[y * wf + x];
-      ws.colIm[y] = ws.zIm[y * wf + x];
-    }
-    fft(ws.colRe, ws.colIm);
-    for (let y = 0; y < h; y++) {
-      out[(y * wf + x) * 2] = ws.colRe[y] / h;
-      out[(y * wf + x) * 2 + 1] = ws.colIm[y] / h;
-    }
-  }
+  irfft2dPlanesAdjoint(grad, out, { ws: workspace(size.h, size.w, 1), gain: 1 });
 }
 
 /** Options of {@linkcode imageParameterization}. */
@@ -202,9 +272,10 @@ export function imageParameterization(options: ParameterizationOptions): ImagePa
     ? fourierScale(h, w, { decayPower: options.decayPower })
     : undefined;
   const m = decorrelate ? colorMatrix() : Float64Array.of(1, 0, 0, 0, 1, 0, 0, 0, 1);
+  const [m00, m01, m02, m10, m11, m12, m20, m21, m22] = m;
   const linear = new Float64Array(3 * hw);
   const gLinear = new Float64Array(3 * hw);
-  const specBuf = new Float64Array(plane);
+  const ws = scale ? workspace(h, w, 3) : undefined;
   const size = kind === "fourier" ? 3 * plane : 3 * hw;
   return {
     size,
@@ -212,46 +283,28 @@ export function imageParameterization(options: ParameterizationOptions): ImagePa
       random.fillNormal(param, sd);
     },
     forward(param, rgb) {
-      if (scale) {
-        for (let c = 0; c < 3; c++) {
-          for (let i = 0; i < plane; i++) specBuf[i] = param[c * plane + i] * scale[i >> 1];
-          // Lucid divides the fourier image by 4 to keep the sigmoid's input small at the start.
-          irfft2d(specBuf, linear.subarray(c * hw, (c + 1) * hw), { h, w });
-        }
-        for (let i = 0; i < 3 * hw; i++) linear[i] /= 4;
-      } else {
-        for (let i = 0; i < 3 * hw; i++) linear[i] = param[i];
-      }
+      // Lucid divides the fourier image by 4 to keep the sigmoid's input small at the start.
+      if (ws) irfft2dPlanes(param, linear, { ws, scale, gain: 1 / 4 });
+      else linear.set(param);
       for (let p = 0; p < hw; p++) {
         const r = linear[p], g = linear[hw + p], b = linear[2 * hw + p];
-        for (let c = 0; c < 3; c++) {
-          const t = m[c * 3] * r + m[c * 3 + 1] * g + m[c * 3 + 2] * b;
-          rgb[c * hw + p] = 1 / (1 + Math.exp(-t));
-        }
+        rgb[p] = 1 / (1 + Math.exp(-(m00 * r + m01 * g + m02 * b)));
+        rgb[hw + p] = 1 / (1 + Math.exp(-(m10 * r + m11 * g + m12 * b)));
+        rgb[2 * hw + p] = 1 / (1 + Math.exp(-(m20 * r + m21 * g + m22 * b)));
       }
     },
     backward(rgb, gRgb, gParam) {
       for (let p = 0; p < hw; p++) {
-        let gr = 0, gg = 0, gb = 0;
-        for (let c = 0; c < 3; c++) {
-          const s = rgb[c * hw + p];
-          const gt = gRgb[c * hw + p] * s * (1 - s);
-          gr += m[c * 3] * gt;
-          gg += m[c * 3 + 1] * gt;
-          gb += m[c * 3 + 2] * gt;
-        }
-        gLinear[p] = gr;
-        gLinear[hw + p] = gg;
-        gLinear[2 * hw + p] = gb;
+        const s0 = rgb[p], s1 = rgb[hw + p], s2 = rgb[2 * hw + p];
+        const g0 = gRgb[p] * s0 * (1 - s0);
+        const g1 = gRgb[hw + p] * s1 * (1 - s1);
+        const g2 = gRgb[2 * hw + p] * s2 * (1 - s2);
+        gLinear[p] = m00 * g0 + m10 * g1 + m20 * g2;
+        gLinear[hw + p] = m01 * g0 + m11 * g1 + m21 * g2;
+        gLinear[2 * hw + p] = m02 * g0 + m12 * g1 + m22 * g2;
       }
-      if (scale) {
-        for (let c = 0; c < 3; c++) {
-          irfft2dAdjoint(gLinear.subarray(c * hw, (c + 1) * hw), specBuf, { h, w });
-          for (let i = 0; i < plane; i++) gParam[c * plane + i] = (specBuf[i] * scale[i >> 1]) / 4;
-        }
-      } else {
-        for (let i = 0; i < 3 * hw; i++) gParam[i] = gLinear[i];
-      }
+      if (ws) irfft2dPlanesAdjoint(gLinear, gParam, { ws, scale, gain: 1 / 4 });
+      else gParam.set(gLinear);
     },
   };
 }

@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { lassoPathSelect } from "./lasso_path.ts";
 
 /** A dense design matrix, row-major. */
 export interface Design {
@@ -128,7 +129,13 @@ function solve(a: Float64Array, b: Float64Array, d: number): Float64Array {
 }
 
 /** LIME's `feature_selection` choices. */
-export const FEATURE_SELECTIONS = ["auto", "highest_weights", "forward_selection", "none"] as const;
+export const FEATURE_SELECTIONS = [
+  "auto",
+  "highest_weights",
+  "forward_selection",
+  "lasso_path",
+  "none",
+] as const;
 /** One of {@linkcode FEATURE_SELECTIONS}. */
 export type FeatureSelection = typeof FEATURE_SELECTIONS[number];
 
@@ -145,7 +152,9 @@ export interface SelectOptions {
 /**
  * Pick columns as LIME's `LimeBase.feature_selection` does: `highest_weights` ranks |β| of a
  * ridge fit with α = 0.01 on all columns (the unperturbed row is all ones); `forward_selection`
- * greedily adds the column that most raises the weighted R² of an unpenalised fit.
+ * greedily adds the column that most raises the weighted R² of an unpenalised fit;
+ * `lasso_path` keeps the nonzero coefficients of the last point of the weighted lasso path with at
+ * most `count` of them (see {@linkcode lassoPathSelect}).
  */
 export function selectFeatures(
   design: Design,
@@ -157,6 +166,10 @@ export function selectFeatures(
   const method = options.method === "auto"
     ? (count <= 6 ? "forward_selection" : "highest_weights")
     : options.method;
+  if (method === "lasso_path") {
+    const weights = options.weights ?? new Float64Array(design.rows).fill(1);
+    return lassoPathSelect(design, y, { weights, count });
+  }
   if (method === "none" || count >= design.cols) return all;
   if (method === "highest_weights") {
     const { coef } = weightedRidge(design, y, { weights: options.weights, alpha: 0.01 });

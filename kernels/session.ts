@@ -1,12 +1,19 @@
 /**
- * onnxruntime-web sessions behind a small interface: feeds and fetches are Lantern tensors.
- * Runs on one session are serialized, since onnxruntime-web does not allow concurrent `run`s.
+ * onnxruntime sessions behind a small interface: feeds and fetches are Lantern tensors. The same
+ * code serves onnxruntime-web (WASM, WebGPU) and onnxruntime-node (native), whose tensor and
+ * session APIs are the same. Runs on one session are serialized, since onnxruntime-web does not
+ * allow concurrent `run`s.
+ *
+ * On WebGPU, outputs named in `gpuOutputs` stay on the GPU (onnxruntime's IO binding:
+ * `preferredOutputLocation: "gpu-buffer"`) and come back as `location: "gpu"` tensors; feeding
+ * such a tensor to another WebGPU session passes its buffer without a round trip through the CPU.
+ * Elsewhere `gpuOutputs` is ignored and GPU feeds are downloaded first.
  *
  * @module
  */
-import { chooseBackend, executionProviders, loadOrt, type Ort } from "./backend.ts";
+import { chooseBackend, loadOrt, type Ort, sessionOptions } from "./backend.ts";
 import type { BackendRequest } from "./backend.ts";
-import { type Tensor, tensor } from "./tensor.ts";
+import { defaultLayout, type GpuData, type Tensor, tensor } from "./tensor.ts";
 import type { BackendInfo } from "../pipeline/types.ts";
 
 /** A compiled graph that maps named input tensors to named output tensors. */
@@ -22,27 +29,50 @@ export interface GraphSession {
 }
 
 type OrtSession = Awaited<ReturnType<Ort["InferenceSession"]["create"]>>;
+type OrtTensor = InstanceType<Ort["Tensor"]>;
+
+/** Options for {@linkcode createSession}. */
+export interface SessionOptions {
+  /** Outputs to leave on the GPU (WebGPU only), returned as `location: "gpu"` tensors. */
+  readonly gpuOutputs?: readonly string[];
+}
 
 /** Create a session for ONNX `bytes` on `backend`. */
 export async function createSession(
   bytes: Uint8Array,
   backend: BackendInfo,
+  options: SessionOptions = {},
 ): Promise<GraphSession> {
   const ort = await loadOrt(backend);
+  const onGpu = backend.name === "webgpu" ? new Set(options.gpuOutputs ?? []) : new Set<string>();
   let session: OrtSession;
   try {
     session = await ort.InferenceSession.create(bytes, {
-      executionProviders: executionProviders(backend),
-      graphOptimizationLevel: "all",
+      ...sessionOptions(backend),
+      ...(onGpu.size
+        ? { preferredOutputLocation: Object.fromEntries([...onGpu].map((n) => [n, "gpu-buffer"])) }
+        : {}),
     });
   } catch (e) {
     throw new Error(`Cannot load ONNX model on ${backend.name}: ${firstLine(e)}`);
   }
   let queue: Promise<unknown> = Promise.resolve();
+  // onnxruntime-web runs on the calling thread and settles through microtasks only, so a method
+  // of a thousand runs would hold the event loop for its whole length: a server could neither
+  // read other requests nor fire a timeout. A macrotask turn before each run lets them in.
+  // onnxruntime-node runs off the main thread and needs none.
+  const turn = backend.name === "native" ? undefined : macrotask;
   const run = async (feeds: Record<string, Tensor>, fetches?: readonly string[]) => {
-    const ortFeeds: Record<string, InstanceType<Ort["Tensor"]>> = {};
+    if (turn) await turn();
+    const ortFeeds: Record<string, OrtTensor> = {};
     for (const [name, t] of Object.entries(feeds)) {
-      ortFeeds[name] = new ort.Tensor("float32", t.data, t.dims as number[]);
+      const handle = t.gpu?.handle as OrtTensor | undefined;
+      if (t.location === "gpu" && backend.name === "webgpu" && handle instanceof ort.Tensor) {
+        ortFeeds[name] = handle;
+      } else {
+        const data = t.location === "gpu" && t.gpu ? await t.gpu.download() : t.data;
+        ortFeeds[name] = new ort.Tensor("float32", data, t.dims as number[]);
+      }
     }
     const names = fetches ? [...fetches] : [...session.outputNames];
     let out;
@@ -54,6 +84,10 @@ export async function createSession(
     const result: Record<string, Tensor> = {};
     for (const name of names) {
       const value = out[name];
+      if (value.location === "gpu-buffer") {
+        result[name] = gpuTensor(value);
+        continue;
+      }
       const data = value.type === "float32"
         ? value.data as Float32Array
         : Float32Array.from(value.data as ArrayLike<number>, Number);
@@ -80,6 +114,24 @@ export async function openSession(
 ): Promise<{ session: GraphSession; backend: BackendInfo }> {
   const backend = await chooseBackend(request);
   return { session: await createSession(bytes, backend), backend };
+}
+
+/** A Lantern tensor over an onnxruntime tensor that lives in a GPU buffer. */
+function gpuTensor(value: OrtTensor): Tensor {
+  const gpu: GpuData = {
+    download: async () => {
+      const data = await value.getData();
+      return data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    },
+    dispose: () => value.dispose(),
+    handle: value,
+  };
+  const dims = [...value.dims];
+  return { dims, data: new Float32Array(0), layout: defaultLayout(dims), location: "gpu", gpu };
+}
+
+function macrotask(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 0));
 }
 
 function firstLine(e: unknown): string {

@@ -97,11 +97,17 @@ function bilinearTaps(h: number, w: number, affine: Affine): Taps {
       const x0 = Math.floor(sx), y0 = Math.floor(sy);
       const fx = sx - x0, fy = sy - y0;
       const o = 4 * (oy * w + ox);
-      for (let k = 0; k < 4; k++) {
-        const x = x0 + (k & 1), y = y0 + (k >> 1);
-        index[o + k] = x >= 0 && x < w && y >= 0 && y < h ? y * w + x : -1;
-        weight[o + k] = (k & 1 ? fx : 1 - fx) * (k >> 1 ? fy : 1 - fy);
-      }
+      const inX0 = x0 >= 0 && x0 < w, inX1 = x0 + 1 >= 0 && x0 + 1 < w;
+      const inY0 = y0 >= 0 && y0 < h, inY1 = y0 + 1 >= 0 && y0 + 1 < h;
+      const i00 = y0 * w + x0;
+      index[o] = inX0 && inY0 ? i00 : -1;
+      index[o + 1] = inX1 && inY0 ? i00 + 1 : -1;
+      index[o + 2] = inX0 && inY1 ? i00 + w : -1;
+      index[o + 3] = inX1 && inY1 ? i00 + w + 1 : -1;
+      weight[o] = (1 - fx) * (1 - fy);
+      weight[o + 1] = fx * (1 - fy);
+      weight[o + 2] = (1 - fx) * fy;
+      weight[o + 3] = fx * fy;
     }
   }
   const taps = { h, w, index, weight };
@@ -123,13 +129,16 @@ export function sampleAffine(
   const hw = h * w;
   for (let ch = 0; ch < c; ch++) {
     const base = ch * hw;
-    for (let o = 0; o < hw; o++) {
-      let v = 0;
-      for (let k = 4 * o; k < 4 * o + 4; k++) {
-        const i = index[k];
-        v += weight[k] * (i >= 0 ? src[base + i] : fill);
-      }
-      out[base + o] = v;
+    for (let o = 0, k = 0; o < hw; o++, k += 4) {
+      const i0 = index[k], i1 = index[k + 1], i2 = index[k + 2], i3 = index[k + 3];
+      // Same summation order as tap by tap, so results do not depend on the fast path.
+      out[base + o] = (i0 | i1 | i2 | i3) >= 0
+        ? weight[k] * src[base + i0] + weight[k + 1] * src[base + i1] +
+          weight[k + 2] * src[base + i2] + weight[k + 3] * src[base + i3]
+        : weight[k] * (i0 >= 0 ? src[base + i0] : fill) +
+          weight[k + 1] * (i1 >= 0 ? src[base + i1] : fill) +
+          weight[k + 2] * (i2 >= 0 ? src[base + i2] : fill) +
+          weight[k + 3] * (i3 >= 0 ? src[base + i3] : fill);
     }
   }
 }
@@ -149,12 +158,13 @@ export function sampleAffineAdjoint(
   gSrc.fill(0);
   for (let ch = 0; ch < c; ch++) {
     const base = ch * hw;
-    for (let o = 0; o < hw; o++) {
+    for (let o = 0, k = 0; o < hw; o++, k += 4) {
       const g = gOut[base + o];
-      for (let k = 4 * o; k < 4 * o + 4; k++) {
-        const i = index[k];
-        if (i >= 0) gSrc[base + i] += weight[k] * g;
-      }
+      const i0 = index[k], i1 = index[k + 1], i2 = index[k + 2], i3 = index[k + 3];
+      if (i0 >= 0) gSrc[base + i0] += weight[k] * g;
+      if (i1 >= 0) gSrc[base + i1] += weight[k + 1] * g;
+      if (i2 >= 0) gSrc[base + i2] += weight[k + 2] * g;
+      if (i3 >= 0) gSrc[base + i3] += weight[k + 3] * g;
     }
   }
 }

@@ -37,9 +37,13 @@ function checkArgs(t: Tensor, size: Size, what: string): [number, number, number
   return [t.dims[0] * t.dims[1], ih, iw];
 }
 
-interface Taps {
+/** Linear interpolation taps along one axis: output i = src[lo[i]]·(1 − frac[i]) + src[hi[i]]·frac[i]. */
+export interface Taps {
+  /** First source index of each output index. */
   readonly lo: Int32Array;
+  /** Second source index. */
   readonly hi: Int32Array;
+  /** Weight of the second source index. */
   readonly frac: Float64Array;
 }
 
@@ -59,6 +63,99 @@ function linearTaps(inSize: number, outSize: number, alignCorners: boolean): Tap
   return { lo, hi, frac };
 }
 
+// Taps per (input, output, alignment): score-cam and RISE resize thousands of planes alike.
+const tapCache = new Map<string, Taps>();
+
+function cachedTaps(inSize: number, outSize: number, alignCorners: boolean): Taps {
+  const key = `${inSize}/${outSize}/${alignCorners}`;
+  let taps = tapCache.get(key);
+  if (!taps) {
+    if (tapCache.size > 64) tapCache.clear();
+    tapCache.set(key, taps = linearTaps(inSize, outSize, alignCorners));
+  }
+  return taps;
+}
+
+// Two horizontally interpolated source rows, reused across calls.
+let rowA = new Float64Array(0), rowB = new Float64Array(0);
+
+function interpolateRow(
+  src: Float32Array | Uint8Array,
+  into: Float64Array,
+  options: { r: number; xs: Taps },
+) {
+  const { r, xs } = options;
+  const { lo, hi, frac } = xs;
+  for (let x = 0; x < into.length; x++) {
+    const fx = frac[x];
+    into[x] = src[r + lo[x]] * (1 - fx) + src[r + hi[x]] * fx;
+  }
+}
+
+/** Options of {@linkcode bilinearPlane}. */
+export interface PlaneOptions extends BilinearOptions {
+  /** Input `[h, w]`. */
+  readonly from: Size;
+  /** Output `[height, width]`. */
+  readonly to: Size;
+}
+
+/**
+ * Resize one `h`×`w` plane `src` into `out` (`height·width` values) bilinearly, exactly as
+ * {@linkcode upsampleBilinear} does for each plane; no allocation, for callers that resize many
+ * planes into one buffer.
+ */
+export function bilinearPlane(src: Float32Array, out: Float32Array, options: PlaneOptions): void {
+  const [ih, iw] = options.from, [oh, ow] = options.to;
+  const align = options.alignCorners ?? false;
+  bilinearSeparable(src, out, {
+    ys: cachedTaps(ih, oh, align),
+    xs: cachedTaps(iw, ow, align),
+    width: iw,
+  });
+}
+
+/**
+ * `out[y·W + x]` = bilinear blend of the source plane `src` (row length `width`) at taps `ys[y]`,
+ * `xs[x]`: top = src[lo_y, lo_x]·(1 − fx) + src[lo_y, hi_x]·fx, likewise bottom, then
+ * top·(1 − fy) + bottom·fy, all in float64 — bit for bit the direct four-tap formula, but each
+ * source row is interpolated along x once per run of output rows that use it.
+ */
+export function bilinearSeparable(
+  src: Float32Array | Uint8Array,
+  out: Float32Array,
+  options: { ys: Taps; xs: Taps; width: number },
+): void {
+  const { ys, xs, width } = options;
+  const oh = ys.lo.length, ow = xs.lo.length;
+  if (rowA.length !== ow) {
+    rowA = new Float64Array(ow);
+    rowB = new Float64Array(ow);
+  }
+  // Two row buffers: for monotone taps (resizing) every source row is interpolated once; any
+  // other order is still exact, only with more row work.
+  let a = rowA, b = rowB, aRow = -1, bRow = -1;
+  for (let y = 0, o = 0; y < oh; y++) {
+    const lo = ys.lo[y], hi = ys.hi[y], fy = ys.frac[y];
+    if (lo !== aRow) {
+      if (lo === bRow) {
+        [a, b, aRow, bRow] = [b, a, bRow, aRow];
+      } else {
+        interpolateRow(src, a, { r: lo * width, xs });
+        aRow = lo;
+      }
+    }
+    if (hi !== aRow && hi !== bRow) {
+      interpolateRow(src, b, { r: hi * width, xs });
+      bRow = hi;
+    }
+    const top = a, bottom = hi === aRow ? a : b;
+    for (let x = 0; x < ow; x++) out[o++] = top[x] * (1 - fy) + bottom[x] * fy;
+  }
+  rowA = a;
+  rowB = b;
+}
+
 /**
  * Resize an `[N,C,h,w]` CPU tensor to `[N,C,height,width]` by bilinear interpolation, equal to
  * `F.interpolate(x, size=(height, width), mode="bilinear", align_corners=...)` (without
@@ -67,21 +164,14 @@ function linearTaps(inSize: number, outSize: number, alignCorners: boolean): Tap
 export function upsampleBilinear(t: Tensor, size: Size, options: BilinearOptions = {}): Tensor {
   const [planes, ih, iw] = checkArgs(t, size, "bilinear");
   const [oh, ow] = size;
-  const ys = linearTaps(ih, oh, options.alignCorners ?? false);
-  const xs = linearTaps(iw, ow, options.alignCorners ?? false);
   const out = new Float32Array(planes * oh * ow);
+  const plane = { from: [ih, iw] as const, to: size, alignCorners: options.alignCorners };
   for (let p = 0; p < planes; p++) {
-    const src = t.data.subarray(p * ih * iw, (p + 1) * ih * iw);
-    let o = p * oh * ow;
-    for (let y = 0; y < oh; y++) {
-      const r0 = ys.lo[y] * iw, r1 = ys.hi[y] * iw, fy = ys.frac[y];
-      for (let x = 0; x < ow; x++) {
-        const c0 = xs.lo[x], c1 = xs.hi[x], fx = xs.frac[x];
-        const top = src[r0 + c0] * (1 - fx) + src[r0 + c1] * fx;
-        const bottom = src[r1 + c0] * (1 - fx) + src[r1 + c1] * fx;
-        out[o++] = top * (1 - fy) + bottom * fy;
-      }
-    }
+    bilinearPlane(
+      t.data.subarray(p * ih * iw, (p + 1) * ih * iw),
+      out.subarray(p * oh * ow, (p + 1) * oh * ow),
+      plane,
+    );
   }
   return tensor(out, [t.dims[0], t.dims[1], oh, ow], t.layout);
 }

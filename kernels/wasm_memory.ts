@@ -51,11 +51,27 @@ export async function withReservedMemory<T>(pages: number, init: () => Promise<T
 
 /** Reservation size from `LANTERN_WASM_RESERVE_MB` where the runtime exposes env, else 1 GiB. */
 export function reservePages(): number {
-  let mb: string | undefined;
-  try {
-    mb = (globalThis as { Deno?: { env: { get(k: string): string | undefined } } }).Deno?.env
-      .get("LANTERN_WASM_RESERVE_MB");
-  } catch { /* no env permission: use the default */ }
+  const mb = readEnv("LANTERN_WASM_RESERVE_MB");
   const n = Number(mb);
   return mb && n > 0 ? Math.ceil((n * 2 ** 20) / 65536) : DEFAULT_RESERVE_PAGES;
+}
+
+interface DenoEnv {
+  env: { get(k: string): string | undefined };
+  permissions?: { querySync?(d: { name: "env"; variable: string }): { state: string } };
+}
+
+/**
+ * An environment variable, where the runtime has an environment and reading it is already
+ * allowed: the permission is queried first, so Deno never prompts for it. Undefined otherwise.
+ */
+export function readEnv(name: string): string | undefined {
+  const deno = (globalThis as { Deno?: DenoEnv }).Deno;
+  try {
+    const state = deno?.permissions?.querySync?.({ name: "env", variable: name }).state;
+    if (state !== undefined && state !== "granted") return undefined;
+    return deno?.env.get(name);
+  } catch {
+    return undefined; // an edge runtime without env or permissions
+  }
 }

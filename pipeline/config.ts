@@ -22,12 +22,33 @@ export const entrySchema = z.object({
 /** A stage entry as written in YAML. */
 export type Entry = z.infer<typeof entrySchema>;
 
+/**
+ * A plugin module a pipeline declares: a local `path` or an https `url` pinned by `sha256`, run
+ * in-process when `trusted: true`, else in a sandboxed worker (`pipeline/sandbox.ts`). Stages then
+ * use its plugins by `name:`. `trusted` must be written out for a path; a URL defaults to false.
+ */
+export const pluginModuleSchema = z.object({
+  /** Module path, relative to the pipeline file. */
+  path: z.string().optional(),
+  /** Module URL (https, or http on loopback); needs `sha256`. */
+  url: z.string().optional(),
+  /** Hex sha256 of the module's bytes; the module is refused when it differs. */
+  sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex digits").optional(),
+  /** Run in-process (true) or in a worker without permissions (false). */
+  trusted: z.boolean().optional(),
+}).strict();
+
+/** A plugin module entry as written in YAML. */
+export type PluginModuleEntry = z.infer<typeof pluginModuleSchema>;
+
 /** The top level of a pipeline file. */
 export const pipelineSchema = z.object({
   /** Input files or globs, relative to the pipeline file (optional for `activation-max`). */
   inputs: z.union([z.string(), z.array(z.string()).min(1)]).optional(),
   /** Output directory, relative to the current directory (default `out`). */
   out: z.string().optional(),
+  /** Plugin modules the stages may use by name. */
+  plugins: z.array(pluginModuleSchema).optional(),
   /** Preprocess stage (default: `image` with the preset that fits the model). */
   preprocess: entrySchema.optional(),
   /** Model stage. */
@@ -156,7 +177,21 @@ export class PipelineSource {
     }
     const parsed = pipelineSchema.safeParse(raw);
     if (!parsed.success) throw this.zodError(parsed.error, []);
+    parsed.data.plugins?.forEach((p, i) => {
+      const at = ["plugins", i];
+      if (!p.path === !p.url) throw this.error(at, "give either path or url");
+      if (p.url && !p.sha256) {
+        throw this.error(at, "missing sha256: a plugin URL must be pinned by its hash");
+      }
+      if (p.path && p.trusted === undefined) {
+        throw this.error(
+          at,
+          "missing trusted: say true to run it in-process, or false to run it sandboxed",
+        );
+      }
+    });
     for (const [stage, entries] of Object.entries(parsed.data)) {
+      if (stage === "plugins") continue;
       const list = Array.isArray(entries) ? entries : [entries];
       list.forEach((e, i) => {
         if (typeof e !== "object" || e === null) return;

@@ -35,6 +35,23 @@ interface GraphModel extends Model {
   ): Promise<import("../kernels/session.ts").GraphSession>;
 }
 
+/**
+ * A model that computes gradients itself rather than by running derived graphs: a sandboxed
+ * plugin's proxy model forwards the request to the thread that owns the sessions.
+ */
+export interface GradientHookModel extends Model {
+  /** Compute what {@linkcode gradients} computes for this model. */
+  gradients(
+    feeds: { input: Tensor; seed: Tensor },
+    request: GradientRequest & { batchSize?: number },
+  ): Promise<GradientResult>;
+}
+
+/** Whether `model` computes gradients itself ({@linkcode GradientHookModel}). */
+export function hasGradientHook(model: Model): model is GradientHookModel {
+  return typeof (model as Partial<GradientHookModel>).gradients === "function";
+}
+
 const graphs = new WeakMap<Model, Map<string, GradientGraph>>();
 
 function gradientGraph(
@@ -71,6 +88,7 @@ export async function gradients(
   feeds: { input: Tensor; seed: Tensor },
   request: GradientRequest & { batchSize?: number } = {},
 ): Promise<GradientResult> {
+  if (hasGradientHook(model)) return model.gradients(feeds, request);
   const spec = {
     of: request.of ?? model.outputName,
     wrt: request.wrt ?? [model.inputName],

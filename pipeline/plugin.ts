@@ -44,7 +44,7 @@ export interface MethodInput {
   readonly progress?: ProgressFn;
   /**
    * Reads a file named in the method's parameters (e.g. a baseline `.npy`), resolved against the
-   * pipeline file; absent where there is no file system (edge runtimes).
+   * pipeline file; absent where there is no file system (edge runtimes) and for sandboxed plugins.
    */
   readonly readFile?: (path: string) => Promise<Uint8Array>;
 }
@@ -76,6 +76,11 @@ export interface Plugin<K extends PluginKind, I, O, P = unknown> {
    * methods may omit `inputs` and gets one zero input of the model's shape.
    */
   readonly synthesizesInput?: boolean;
+  /**
+   * Set by the loader on a plugin that runs in a sandboxed worker: its failures are reported and
+   * the run goes on with the other methods.
+   */
+  readonly sandboxed?: boolean;
   /** Do the work. */
   run(input: I, params: P): Promise<O>;
 }

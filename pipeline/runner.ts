@@ -6,7 +6,7 @@
  */
 import type { z } from "zod";
 import type { Entry, KeyPath, PipelineConfig, PipelineSource } from "./config.ts";
-import { describeIssue } from "./config.ts";
+import { describeIssue, formatPath } from "./config.ts";
 import { didYouMean, LanternError, ParamError } from "./errors.ts";
 import { expandGlob } from "./glob.ts";
 import { zeroBatch } from "./batching.ts";
@@ -19,7 +19,7 @@ import type {
   ProgressFn,
   RenderPlugin,
 } from "./plugin.ts";
-import { getPlugin, importPlugin } from "./registry.ts";
+import { choosePlugin, getPlugin, PluginLoader } from "./registry.ts";
 import { topPredictions } from "./targets.ts";
 import type { Batch, Explanation, Model, OutputFile, Prediction } from "./types.ts";
 import { resolvePath } from "../plugins/model/source.ts";
@@ -51,6 +51,21 @@ export interface PipelineResult {
   readonly files: readonly OutputFile[];
   /** Output directory from the file or the override. */
   readonly out: string;
+  /**
+   * Methods that failed without stopping the run: sandboxed plugins, whose errors (e.g. a denied
+   * permission) are reported while the other methods' results are kept.
+   */
+  readonly failures: readonly MethodFailure[];
+}
+
+/** A method that failed without stopping the run. */
+export interface MethodFailure {
+  /** The method's label (`id` or name). */
+  readonly method: string;
+  /** Where the entry sits in the file. */
+  readonly path: KeyPath;
+  /** One-line message, located in the pipeline file. */
+  readonly message: string;
 }
 
 /** Options for {@linkcode runPipelineSource}. */
@@ -68,6 +83,11 @@ export interface RunPipelineOptions {
    * resolved nor preprocessed): for methods that synthesize their input, e.g. `activation-max`.
    */
   makeBatch?: (model: Model) => Batch;
+  /**
+   * Load plugin modules with this loader and keep them loaded (the caller disposes it); by default
+   * a loader lives for one run. `--watch` keeps one across re-runs.
+   */
+  plugins?: PluginLoader;
 }
 
 const RESERVED = new Set(["name", "plugin", "id"]);
@@ -98,23 +118,64 @@ export function validateParams(
   throw fail(issue.path.map((k) => typeof k === "symbol" ? String(k) : k), describeIssue(issue));
 }
 
+/** Finds plugins for stage entries: declared `plugins:` modules first, then the registry. */
+interface PluginResolver {
+  find(kind: PluginKind, entry: Entry, fallbackName: string): Promise<AnyPlugin>;
+}
+
+async function pluginResolver(
+  source: PipelineSource,
+  config: PipelineConfig,
+  loader: PluginLoader,
+): Promise<PluginResolver> {
+  const declared = config.plugins ?? [];
+  const specs = declared.map((p) => ({
+    specifier: (p.path ?? p.url)!,
+    sha256: p.sha256,
+    trusted: p.trusted ?? false,
+  }));
+  const modules = await Promise.all(specs.map(async (spec, i) => {
+    try {
+      return await loader.load(spec);
+    } catch (e) {
+      throw source.error(["plugins", i, declared[i].path ? "path" : "url"], (e as Error).message);
+    }
+  }));
+  const byUrl = new Map(specs.map((s, i) => [loader.resolve(s.specifier).href, i]));
+  return {
+    async find(kind, entry, fallbackName) {
+      if (entry.plugin) {
+        const i = byUrl.get(loader.resolve(entry.plugin).href);
+        if (i !== undefined) {
+          return choosePlugin(modules[i], entry.plugin, { kind, name: entry.name });
+        }
+        if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry.plugin) && !entry.plugin.startsWith("file:")) {
+          throw new LanternError(
+            `Cannot load plugin "${entry.plugin}": declare it under plugins: with url: and sha256:`,
+          );
+        }
+        // An undeclared local module is the author's own code: in-process, as before.
+        const found = await loader.load({ specifier: entry.plugin, trusted: true });
+        return choosePlugin(found, entry.plugin, { kind, name: entry.name });
+      }
+      const name = entry.name ?? fallbackName;
+      const own = modules.flat().filter((p) => p.kind === kind && p.name === name);
+      return own.at(-1) ?? getPlugin(kind, name);
+    },
+  };
+}
+
 async function bind(
   source: PipelineSource,
   kind: PluginKind,
   entry: Entry,
   path: KeyPath,
-  baseDir: string,
+  resolver: PluginResolver,
   fallbackName: string,
 ): Promise<BoundStage> {
   let plugin: AnyPlugin;
   try {
-    plugin = entry.plugin
-      ? await importPlugin(entry.plugin, {
-        kind,
-        baseUrl: toFileUrl(`${baseDir}/`),
-        name: entry.name,
-      })
-      : getPlugin(kind, entry.name ?? fallbackName);
+    plugin = await resolver.find(kind, entry, fallbackName);
   } catch (e) {
     throw source.error([...path, entry.plugin ? "plugin" : "name"], (e as Error).message);
   }
@@ -155,9 +216,25 @@ export async function runPipelineSource(
 ): Promise<PipelineResult> {
   const config = source.validate();
   const baseDir = options.baseDir ?? ".";
-  const modelStage = await bind(source, "model", config.model, ["model"], baseDir, "onnx");
+  const loader = options.plugins ?? new PluginLoader({ baseUrl: toFileUrl(`${baseDir}/`) });
+  try {
+    return await runValidated(source, config, loader, options);
+  } finally {
+    if (!options.plugins) loader.dispose();
+  }
+}
+
+async function runValidated(
+  source: PipelineSource,
+  config: PipelineConfig,
+  loader: PluginLoader,
+  options: RunPipelineOptions,
+): Promise<PipelineResult> {
+  const baseDir = options.baseDir ?? ".";
+  const resolver = await pluginResolver(source, config, loader);
+  const modelStage = await bind(source, "model", config.model, ["model"], resolver, "onnx");
   const methods = await Promise.all(
-    config.methods.map((m, i) => bind(source, "method", m, ["methods", i], baseDir, "")),
+    config.methods.map((m, i) => bind(source, "method", m, ["methods", i], resolver, "")),
   );
   const labels = methods.map((m) => m.label);
   const dup = labels.find((l, i) => labels.indexOf(l) !== i);
@@ -165,7 +242,7 @@ export async function runPipelineSource(
     throw source.error(["methods"], `two methods are both labelled '${dup}' — give one an id:`);
   }
   const renders = await Promise.all(
-    config.render.map((r, i) => bind(source, "render", r, ["render", i], baseDir, "")),
+    config.render.map((r, i) => bind(source, "render", r, ["render", i], resolver, "")),
   );
   // A pipeline of methods that make their own input (activation-max) may omit `inputs`.
   const makeBatch = options.makeBatch ??
@@ -179,7 +256,7 @@ export async function runPipelineSource(
   try {
     const preEntry = config.preprocess ??
       { name: files.every((f) => f.endsWith(".npy")) ? "npy" : "image" };
-    const pre = await bind(source, "preprocess", preEntry, ["preprocess"], baseDir, "image");
+    const pre = await bind(source, "preprocess", preEntry, ["preprocess"], resolver, "image");
     const batch = makeBatch?.(model) ?? await runStage(
       source,
       pre,
@@ -188,6 +265,7 @@ export async function runPipelineSource(
     const logits = (await model.run(batch.tensor))[model.outputName];
     const predictions = topPredictions(logits, { topk: 5, labels: model.labels });
     const explanations: Explanation[] = [];
+    const failures: MethodFailure[] = [];
     for (const m of methods) {
       const result = await runStage(
         source,
@@ -203,8 +281,15 @@ export async function runPipelineSource(
             },
             m.params as never,
           ),
-      ) as Explanation;
-      explanations.push({ ...result, method: m.label });
+      ).catch((e: Error) => {
+        if (!m.plugin.sandboxed) throw e;
+        const located = e.message.includes(` ${formatPath(m.path)}`)
+          ? e.message
+          : source.error(m.path, e.message).message;
+        failures.push({ method: m.label, path: m.path, message: located });
+        return undefined;
+      }) as Explanation | undefined;
+      if (result) explanations.push({ ...result, method: m.label });
     }
     const outputs: OutputFile[] = [];
     for (const r of renders) {
@@ -220,7 +305,15 @@ export async function runPipelineSource(
       outputs.push(...produced);
     }
     if (!options.keepModel && !options.model) await model.dispose();
-    return { model, batch, predictions, explanations, files: outputs, out: config.out ?? "out" };
+    return {
+      model,
+      batch,
+      predictions,
+      explanations,
+      files: outputs,
+      out: config.out ?? "out",
+      failures,
+    };
   } catch (e) {
     if (!options.model) await model.dispose();
     throw e;

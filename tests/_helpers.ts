@@ -39,6 +39,22 @@ export async function hasWebGpu(): Promise<boolean> {
   return Boolean((await probeWebGpu()).description);
 }
 
+// Mesa's Vulkan loader prints "XDG_RUNTIME_DIR is invalid" on every WebGPU probe when the variable
+// is unset (CI); the CLI gives it a private directory, and so do the tests.
+function quietMesa(): void {
+  if (Deno.build.os !== "linux" || Deno.env.get("XDG_RUNTIME_DIR")) return;
+  const dir = Deno.makeTempDirSync({ prefix: "lantern-test-xdg-" });
+  Deno.env.set("XDG_RUNTIME_DIR", dir);
+  globalThis.addEventListener("unload", () => Deno.removeSync(dir, { recursive: true }));
+}
+quietMesa();
+
+/** Whether the native onnxruntime (onnxruntime-node) loads here: Deno with `--allow-ffi`. */
+export async function hasNative(): Promise<boolean> {
+  const { probeNative } = await import("../kernels/backend.ts");
+  return (await probeNative()).available;
+}
+
 /** A method's input for `x` on `model`: the logits are computed, names are `img0`, `img1`, …. */
 export async function methodInput(
   model: import("../pipeline/types.ts").Model,

@@ -248,12 +248,20 @@ Deno.test("conv: stride-1 grouped/depthwise (flipped-kernel Conv) and pads beyon
     [[8, 1, 3, 3], { group: 4, pads: [1, 1, 1, 1] }],
     [[4, 1, 3, 3], { group: 4, pads: [0, 2, 1, 0] }],
     [[4, 2, 1, 1], { group: 2, pads: [1, 1, 1, 1] }],
+    // Dense (group 1): a Conv with the transposed, flipped kernel too.
+    [[5, 4, 3, 2], { dilations: [1, 2], pads: [1, 0, 2, 1] }],
+    [[3, 4, 3, 3], { pads: [1, 1, 1, 1] }],
+    [[6, 4, 1, 1], {}],
   ];
   for (const [dims, attrs] of cases) {
     const w = makeTensor("w", uniform(dims, 9), { dims });
-    await fdCheck(model({ x }, (b) => b.op("Conv", ["x", "w"], attrs), { initializers: [w] }), {
-      x,
-    });
+    const bytes = model({ x }, (b) => b.op("Conv", ["x", "w"], attrs), { initializers: [w] });
+    await fdCheck(bytes, { x });
+    const ops = opTypes(buildGradientGraph(bytes, { of: "out", wrt: ["x"] }).bytes);
+    // Pads beyond the kernel's reach (the 1×1 with pads 1) keep the ConvTranspose.
+    const reach = (dims[2] - 1) * ((attrs.dilations as number[] | undefined)?.[0] ?? 1);
+    const fits = ((attrs.pads as number[] | undefined) ?? [0]).every((p) => p <= reach);
+    if (fits) assert.ok(!ops.includes("ConvTranspose"), `${dims}: ${ops}`);
   }
 });
 
@@ -692,8 +700,33 @@ Deno.test("relu rules: standard, guided, deconvnet on Relu and ReLU6-like Clip",
           : relu === "guided"
           ? (pass && seed[i] > 0 ? seed[i] : 0)
           : Math.max(seed[i], 0);
-        assert.equal(g[i], want, `${kind} ${relu} at ${i}: x=${xs[i]} dy=${seed[i]}`);
+        // `===`: masks multiply, so a blocked negative dy gives -0, the same value as torch's +0.
+        assert.ok(g[i] === want, `${kind} ${relu} at ${i}: x=${xs[i]} dy=${seed[i]}: ${g[i]}`);
       }
+    }
+  }
+});
+
+Deno.test("relu rules: ReLU6 band masks are exact at 0, max, subnormals and next to max", async () => {
+  const below6 = Math.fround(6 - 2 ** -22);
+  const xs = Float32Array.from([-1, 0, 1e-45, 1e-40, 1e-38, 0.5, 3, below6, 6, 7, 0.25, 0.49]);
+  const dims = [1, 1, 1, xs.length];
+  const seed = Float32Array.from(xs, (_, i) => (i % 2 ? -1 : 1) * (i + 1));
+  // max 6 takes the one-comparison band y·(max − y) > 0; max 0.5 the two-comparison mask.
+  for (const max of [6, 0.5]) {
+    const bytes = model(
+      { x: input(dims, xs) },
+      (b) => b.op("Clip", ["x", b.scalar(0), b.scalar(max)]),
+    );
+    const gg = buildGradientGraph(bytes, { of: "out", wrt: ["x"] });
+    const s = await session(gg.bytes);
+    const g = (await s.run({
+      x: new ort.Tensor("float32", xs, dims),
+      [gg.seed]: new ort.Tensor("float32", seed, dims),
+    }))[gg.grads[0]].data as Float32Array;
+    for (let i = 0; i < xs.length; i++) {
+      const want = xs[i] > 0 && xs[i] < max ? seed[i] : 0;
+      assert.ok(g[i] === want, `max ${max} at x=${xs[i]}: got ${g[i]}, want ${want}`);
     }
   }
 });

@@ -116,7 +116,7 @@ Deno.test("layers lists tensors; doctor explains the backend", async () => {
   assert.equal(doctor.code, 0, doctor.stderr);
   const report = JSON.parse(doctor.stdout);
   assert.equal(report.simd, true);
-  assert.ok(["wasm", "webgpu"].includes(report.backend));
+  assert.ok(["wasm", "webgpu", "native"].includes(report.backend));
   assert.match(report.reason, /\w/);
 });
 

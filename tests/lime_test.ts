@@ -1,19 +1,22 @@
 /**
  * LIME's parts against references: quickshift and SLIC against scikit-image 0.19 on 224×224
  * photos, the weighted ridge against a closed-form numpy solution (fixtures from
- * tools/make_segmentation_fixtures.py), and LIME itself for reproducibility, seed stability and
- * faithfulness on the emotion model.
+ * tools/make_segmentation_fixtures.py), the lasso path against an independent numpy homotopy and
+ * soft-thresholding (tools/make_lasso_fixtures.py), LIME's surrogate fit on MobileNetV2 samples
+ * against a numpy reimplementation of `LimeBase` (tools/lime_dump.ts, tools/lime_reference.py),
+ * and LIME itself for reproducibility and seed stability on the emotion model.
  */
 import assert from "node:assert/strict";
 import { decode } from "fast-png";
 import { quickshift, type RgbImage, type Segmentation } from "../kernels/quickshift.ts";
+import { lassoPath, lassoPathSelect } from "../kernels/lasso_path.ts";
 import { selectFeatures, weightedRidge } from "../kernels/ridge.ts";
 import { slic } from "../kernels/slic.ts";
 import "../plugins/mod.ts";
 import { Random } from "../kernels/random.ts";
 import { batchItem, gatherBatch, type Tensor, tensor } from "../kernels/tensor.ts";
 import { openModel } from "../plugins/model/onnx_model.ts";
-import type { Superpixel } from "../plugins/method/lime.ts";
+import { explainWithData, limeWeights, type Superpixel } from "../plugins/method/lime.ts";
 import { superpixelsRender } from "../plugins/render/superpixels.ts";
 import type { Model } from "../pipeline/types.ts";
 import { EMOTION, fixture, methodInput, ROOT, runMethod } from "./_helpers.ts";
@@ -140,6 +143,96 @@ Deno.test("weighted ridge equals the closed-form solution", () => {
   }
 });
 
+Deno.test("lasso path equals an independent homotopy, with variables leaving the path", () => {
+  const x = fixture("tests/fixtures/lime/lasso_x.npy");
+  const t = fixture("tests/fixtures/lime/lasso_t.npy").data;
+  const alphas = fixture("tests/fixtures/lime/lasso_alphas.npy").data;
+  const coefs = fixture("tests/fixtures/lime/lasso_coefs.npy").data;
+  const [rows, cols] = x.dims;
+  const path = lassoPath({ rows, cols, data: x.data }, t);
+  // The references are stored as float64 but read back as float32: 1e-6 relative.
+  assert.equal(path.alphas.length, alphas.length);
+  const scale = Math.max(...coefs.map(Math.abs));
+  let left = 0;
+  for (let i = 0; i < alphas.length; i++) {
+    assert.ok(Math.abs(path.alphas[i] - alphas[i]) <= 1e-6 * alphas[0], `alpha ${i}`);
+    for (let j = 0; j < cols; j++) {
+      const ref = coefs[i * cols + j];
+      assert.ok(Math.abs(path.coefs[i][j] - ref) <= 1e-6 * scale, `coef ${i},${j}`);
+      if (i > 0 && coefs[(i - 1) * cols + j] !== 0 && ref === 0) left++;
+    }
+  }
+  assert.ok(left >= 1, "the fixture exercises the lasso modification");
+  // LIME's selection: the last breakpoint with at most K nonzero coefficients, for every K.
+  const z = fixture("tests/fixtures/lime/lasso_z.npy");
+  const y = fixture("tests/fixtures/lime/lasso_y.npy").data;
+  const w = fixture("tests/fixtures/lime/lasso_w.npy").data;
+  const chosen = fixture("tests/fixtures/lime/lasso_select.npy").data;
+  for (let k = 1; k <= cols; k++) {
+    const want = Array.from({ length: cols }, (_, j) => j).filter((j) =>
+      chosen[(k - 1) * cols + j] === 1
+    );
+    const design = { rows, cols, data: z.data };
+    assert.deepEqual(lassoPathSelect(design, y, { weights: w, count: k }), want, `K = ${k}`);
+    const viaSelect = selectFeatures(design, y, { weights: w, count: k, method: "lasso_path" });
+    assert.deepEqual(viaSelect, want);
+  }
+});
+
+Deno.test("lasso path on an orthogonal design is soft-thresholding", () => {
+  // Columns of an 8×8 Hadamard matrix: xᵢᵀxⱼ = 8·δᵢⱼ = n·δᵢⱼ, so β_j(α) = S(x_jᵀy / n, α).
+  const n = 8, cols = 4;
+  const h = (i: number, j: number) =>
+    (-1) ** [...(i & j).toString(2)].filter((b) => b === "1").length;
+  const data = new Float64Array(n * cols);
+  for (let i = 0; i < n; i++) for (let j = 0; j < cols; j++) data[i * cols + j] = h(i, j + 1);
+  const truth = [0.3, -1.2, 0.7, -0.05];
+  const y = Array.from({ length: n }, (_, i) => truth.reduce((s, b, j) => s + b * h(i, j + 1), 0));
+  const path = lassoPath({ rows: n, cols, data }, y);
+  const sorted = truth.map(Math.abs).sort((a, b) => b - a);
+  assert.deepEqual(Array.from(path.alphas, (a) => +a.toFixed(12)), [...sorted, 0]);
+  path.alphas.forEach((alpha, i) => {
+    truth.forEach((b, j) => {
+      const soft = Math.sign(b) * Math.max(Math.abs(b) - alpha, 0);
+      assert.ok(Math.abs(path.coefs[i][j] - soft) < 1e-12, `point ${i} coef ${j}`);
+    });
+  });
+  assert.deepEqual(path.active, [1, 2, 0, 3]);
+});
+
+Deno.test("LIME's surrogate equals a numpy reimplementation of LimeBase on MobileNetV2 samples", () => {
+  // 300 samples of LIME on chelsea ("Egyptian cat") dumped by tools/lime_dump.ts; the reference
+  // (tools/lime_reference.py) recomputes lime_image's distances and kernel and LimeBase's
+  // feature selection and ridge in numpy.
+  const z = fixture("tests/fixtures/lime/z.npy");
+  const y = fixture("tests/fixtures/lime/y.npy").data;
+  const ref = fixture("tests/fixtures/lime/lime_ref.npy");
+  const [rows, cols] = z.dims;
+  const design = { rows, cols, data: z.data };
+  const weights = limeWeights(design);
+  const cases = [
+    ["auto", undefined],
+    ["highest_weights", 5],
+    ["forward_selection", 5],
+    ["lasso_path", 5],
+    ["lasso_path", 10],
+    ["none", undefined],
+  ] as const;
+  const width = ref.dims[1];
+  cases.forEach(([featureSelection, numFeatures], c) => {
+    const row = ref.data.subarray(c * width, (c + 1) * width);
+    const fit = explainWithData(design, y, { weights, featureSelection, numFeatures });
+    const scale = Math.max(...row.subarray(0, cols).map(Math.abs));
+    for (let j = 0; j < cols; j++) {
+      assert.ok(Math.abs(fit.coef[j] - row[j]) <= 1e-5 * scale, `${featureSelection} coef ${j}`);
+      assert.equal(fit.coef[j] === 0, row[j] === 0, `${featureSelection} selects ${j}`);
+    }
+    assert.ok(Math.abs(fit.intercept - row[cols]) < 1e-6, featureSelection);
+    assert.ok(Math.abs(fit.score - row[cols + 1]) < 1e-5, featureSelection);
+    assert.ok(Math.abs(fit.localPred - row[cols + 2]) < 1e-6, featureSelection);
+  });
+});
+
 /** A linear classifier in JS: class 0 scores Σ_p x_p·v_p, class 1 the negative. */
 function linearModel(v: Float32Array, dims: number[]): Model {
   return {
@@ -197,6 +290,17 @@ Deno.test("LIME recovers a linear model's superpixel sums exactly", async () => 
   assert.ok((e.info!.score as number[])[0] > 0.9999);
   assert.equal(table.reduce((s, sp) => s + sp.pixels, 0), plane);
   assert.equal(e.map.data[0], Math.fround(table[seg.labels[0]].weight));
+  // lasso_path with num_features keeps at most that many superpixels.
+  const sparse = await runMethod("lime", input, {
+    samples: 150,
+    fill: 0,
+    output: "logit",
+    target: 0,
+    feature_selection: "lasso_path",
+    num_features: 4,
+  });
+  const kept = (sparse.info!.superpixels as Superpixel[][])[0].filter((sp) => sp.weight !== 0);
+  assert.ok(kept.length >= 1 && kept.length <= 4, `${kept.length} superpixels kept`);
 });
 
 const topSet = (table: readonly Superpixel[], k: number, seg: Int32Array | Float32Array) => {

@@ -1,17 +1,25 @@
 /**
  * RISE and Score-CAM against references: RISE's masks against the authors' generator
  * (scikit-image resize, fixtures from tools/make_segmentation_fixtures.py), both methods against
- * naive one-input-at-a-time loops on the emotion model, and the deletion metric (Petsiuk et al.
- * 2018) of LIME and RISE maps against random pixel orders on the two bundled faces.
+ * naive one-input-at-a-time loops on the emotion model, the deletion and insertion curves of
+ * pipeline/metrics.ts against closed forms on a linear model, and the deletion metric (Petsiuk et
+ * al. 2018) of LIME and RISE maps against random pixel orders on the two bundled faces.
  */
 import assert from "node:assert/strict";
 import "../plugins/mod.ts";
 import { openModel } from "../plugins/model/onnx_model.ts";
 import { drawMasks, renderMask } from "../plugins/method/rise.ts";
-import { gaussianBlur } from "../kernels/blur.ts";
 import { Random } from "../kernels/random.ts";
 import { batchItem, gatherBatch, type Tensor, tensor } from "../kernels/tensor.ts";
 import { defaultLayer } from "../pipeline/layers.ts";
+import {
+  deletionAuc,
+  deletionCurve,
+  insertionCurve,
+  randomOrder,
+  randomSegmentOrder,
+  saliencyOrder,
+} from "../pipeline/metrics.ts";
 import type { Model } from "../pipeline/types.ts";
 import {
   EMOTION,
@@ -129,37 +137,104 @@ Deno.test("Score-CAM equals a naive per-channel loop on the emotion model", asyn
   }
 });
 
-/**
- * Deletion AUC (Petsiuk et al. 2018): pixels are replaced, `steps` at a time in the order given,
- * by a blurred copy of the input (σ = 5 px), and the mean target probability over the curve is
- * returned. Blur rather than zeros: on this 64×64 model, zeroing scattered pixels (a random
- * order) wrecks the face almost at once, so zero deletion ranks noise, not attributions.
- */
-export async function deletionAuc(
-  model: Model,
-  x: Tensor,
-  options: { order: number[]; target: number; steps: number },
-): Promise<number> {
-  const [, c, h, w] = x.dims;
-  const plane = h * w;
-  const per = Math.ceil(plane / options.steps);
-  const cur = Float32Array.from(x.data);
-  const blurred = gaussianBlur(tensor(Float32Array.from(x.data), x.dims), 5).data;
-  const all = new Float32Array((options.steps + 1) * c * plane);
-  for (let s = 0; s <= options.steps; s++) {
-    all.set(cur, s * c * plane);
-    for (const p of options.order.slice(s * per, (s + 1) * per)) {
-      for (let ch = 0; ch < c; ch++) cur[ch * plane + p] = blurred[ch * plane + p];
-    }
-  }
-  const probs = await probabilities(model, tensor(all, [options.steps + 1, c, h, w]));
-  return probs.reduce((sum, p) => sum + p[options.target], 0) / probs.length;
+/** A linear scorer in JS: class 0 scores Σ_q x_q·v_q, class 1 the negative. */
+function linearModel(v: Float32Array, dims: number[]): Model {
+  return {
+    name: "linear",
+    backend: { name: "wasm", reason: "test" },
+    inputName: "x",
+    inputShape: [-1, ...dims],
+    outputName: "y",
+    tensors: () => Promise.resolve([]),
+    run(x: Tensor) {
+      const per = v.length, n = x.dims[0];
+      const out = new Float32Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let q = 0; q < per; q++) s += x.data[i * per + q] * v[q];
+        out[2 * i] = s;
+        out[2 * i + 1] = -s;
+      }
+      return Promise.resolve({ y: tensor(out, [n, 2]) });
+    },
+    onnx: new Uint8Array(),
+    dispose: () => Promise.resolve(),
+  };
 }
 
-/** Pixel order of a map, most important first (ties in raster order). */
-export function orderOf(map: Float32Array, plane: number): number[] {
-  return Array.from({ length: plane }, (_, p) => p).sort((a, b) => map[b] - map[a] || a - b);
-}
+Deno.test("deletion and insertion curves equal their closed forms on a linear model", async () => {
+  const [c, h, w] = [2, 5, 7];
+  const plane = h * w;
+  const random = new Random(11);
+  const x = random.fillNormal(new Float32Array(c * plane));
+  const v = random.fillNormal(new Float32Array(c * plane));
+  const model = linearModel(v, [c, h, w]);
+  const input = tensor(x, [1, c, h, w]);
+  const map = random.fillNormal(new Float32Array(c * plane));
+  const order = saliencyOrder(map, plane);
+  // Channels are summed per pixel before ranking.
+  const summed = Array.from({ length: plane }, (_, p) => map[p] + map[plane + p]);
+  for (let q = 1; q < plane; q++) assert.ok(summed[order[q - 1]] >= summed[order[q]]);
+  const steps = 6, per = Math.ceil(plane / steps);
+  for (const fill of ["zero", "mean", 0.5] as const) {
+    const sub = (ch: number) =>
+      fill === "zero"
+        ? 0
+        : fill === "mean"
+        ? x.subarray(ch * plane, (ch + 1) * plane).reduce((a, b) => a + b, 0) / plane
+        : fill;
+    const score = (removed: Set<number>) => {
+      let s = 0;
+      for (let ch = 0; ch < c; ch++) {
+        for (let p = 0; p < plane; p++) {
+          s += v[ch * plane + p] * (removed.has(p) ? sub(ch) : x[ch * plane + p]);
+        }
+      }
+      return s;
+    };
+    const del = await deletionCurve(model, input, { map, target: 0, steps, fill, output: "logit" });
+    const ins = await insertionCurve(model, input, {
+      order,
+      target: 0,
+      steps,
+      fill,
+      output: "logit",
+    });
+    assert.equal(del.scores.length, steps + 1);
+    let trap = 0;
+    for (let k = 0; k <= steps; k++) {
+      const gone = new Set(order.slice(0, Math.min(k * per, plane)));
+      const kept = new Set(order.filter((p) => !gone.has(p)));
+      assert.ok(Math.abs(del.scores[k] - score(gone)) < 1e-4, `${fill} deletion ${k}`);
+      assert.ok(Math.abs(ins.scores[k] - score(kept)) < 1e-4, `${fill} insertion ${k}`);
+      assert.equal(del.fractions[k], gone.size / plane);
+      trap += (k === 0 || k === steps ? 0.5 : 1) * score(gone) / steps;
+    }
+    assert.ok(Math.abs(del.auc - trap) < 1e-4);
+  }
+  // Probabilities by default: class 0 of a two-class softmax is σ(2s).
+  const p = await deletionCurve(model, input, { order, target: 0, steps });
+  const s0 = x.reduce((a, xi, q) => a + xi * v[q], 0);
+  assert.ok(Math.abs(p.scores[0] - 1 / (1 + Math.exp(-2 * s0))) < 1e-5);
+  await assert.rejects(
+    () =>
+      deletionCurve(model, tensor(new Float32Array(2 * c * plane), [2, c, h, w]), {
+        map,
+        target: 0,
+      }),
+    /Cannot measure a deletion curve: input shape is \[2,2,5,7\], expected \[1,C,H,W\]/,
+  );
+  await assert.rejects(() => insertionCurve(model, input, { target: 0 }), /no `map` or `order`/);
+  // Random orders are permutations; segment orders keep each segment's pixels together.
+  const perm = randomOrder(plane, new Random(1));
+  assert.deepEqual([...perm].sort((a, b) => a - b), Array.from({ length: plane }, (_, q) => q));
+  const labels = Int32Array.from({ length: plane }, (_, q) => Math.floor(q / 5) % 4);
+  const seg = randomSegmentOrder(labels, { count: 4, random: new Random(2) });
+  assert.equal(seg.length, plane);
+  let changes = 0;
+  for (let q = 1; q < plane; q++) if (labels[seg[q]] !== labels[seg[q - 1]]) changes++;
+  assert.equal(changes, 3);
+});
 
 Deno.test("deletion: LIME and RISE orders drop the face's class faster than random orders", async () => {
   const model = await openModel(Deno.readFileSync(EMOTION), { backend: "wasm" });
@@ -178,19 +253,14 @@ Deno.test("deletion: LIME and RISE orders drop the face's class faster than rand
     for (let i = 0; i < 2; i++) {
       const xi = batchItem(x, i);
       const target = lime.targets[i];
-      const auc = async (order: number[]) =>
-        await deletionAuc(model, xi, { order, target, steps: 16 });
-      const lAuc = await auc(orderOf(batchItem(lime.map, i).data, plane));
-      const rAuc = await auc(orderOf(batchItem(rise.map, i).data, plane));
+      // Blur rather than zeros: on this 64×64 model, zeroing scattered pixels (a random order)
+      // wrecks the face almost at once, so zero deletion ranks noise, not attributions.
+      const auc = (o: { order?: number[]; map?: Float32Array }) =>
+        deletionAuc(model, xi, { ...o, target, steps: 16, fill: "blur" });
+      const lAuc = await auc({ map: batchItem(lime.map, i).data });
+      const rAuc = await auc({ map: batchItem(rise.map, i).data });
       let base = 0;
-      for (let t = 0; t < 3; t++) {
-        const order = Array.from({ length: plane }, (_, p) => p);
-        for (let p = plane - 1; p > 0; p--) {
-          const q = Math.floor(random.uniform() * (p + 1));
-          [order[p], order[q]] = [order[q], order[p]];
-        }
-        base += await auc(order) / 3;
-      }
+      for (let t = 0; t < 3; t++) base += await auc({ order: randomOrder(plane, random) }) / 3;
       sums.lime += lAuc / 2;
       sums.rise += rAuc / 2;
       sums.random += base / 2;

@@ -2,8 +2,9 @@
  * Backward rules for activations: ReLU and ReLU6 (with the guided and deconvnet variants),
  * LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, Erf, Elu, Softplus, Softmax and LogSoftmax.
  *
- * Masks are applied with `Where` on the forward output (not `Mul` by a cast mask, and not `And`
- * or `Sign`, which the WebGPU execution provider lacks).
+ * ReLU masks multiply by a float mask computed from the forward output (fast on WASM, see
+ * `reluBackward`); other piecewise rules select with `Where`. Neither `And` nor `Sign` is used:
+ * the WebGPU execution provider lacks them.
  *
  * @module
  */
@@ -30,14 +31,35 @@ export function clipBounds(c: Pick<RuleContext, "node" | "info">): {
  * - `standard`: dx = dy · [0 < y < max]
  * - `guided` (Springenberg et al. 2015): dx = max(dy, 0) · [0 < y < max]
  * - `deconvnet` (Zeiler & Fergus 2014): dx = max(dy, 0), whatever y
+ *
+ * The mask multiplies as a float (`Cast` of a comparison) instead of selecting with `Where`:
+ * onnxruntime's CPU `Where` runs on one thread through its generic broadcast loop, while
+ * comparisons, `Cast` and `Mul` are split across the WASM threads. Both give exactly `dy` or 0
+ * for a finite dy (a blocked negative dy gives −0). For a constant `max` ≥ 1 the band is one
+ * comparison, `y·(max − y) > 0`, cheaper than two comparisons and two masks: y is the clip's
+ * output, so it lies in [0, max]; the product is 0 exactly at the two ends and, with max ≥ 1,
+ * never underflows to 0 between them (WASM keeps subnormals).
  */
 function reluBackward(c: RuleContext, max: string | undefined): string {
   const y = c.node.output[0], zero = c.b.scalar(0);
   let g = c.dy[0]!;
   if (c.relu !== "standard") g = c.b.op("Relu", [g]);
   if (c.relu === "deconvnet") return g;
-  if (max !== undefined) g = c.b.op("Where", [c.b.op("Less", [y, max]), g, zero]);
-  return c.b.op("Where", [c.b.op("Greater", [y, zero]), g, zero]);
+  // The mask takes y's element type (float32 when unknown) so that it multiplies dy.
+  const asFloat = (bool: string) => c.b.op("Cast", [bool], { to: c.info.get(y).type || 1 });
+  const maxValue = max === undefined ? undefined : constValue(c.info, max);
+  let mask: string;
+  if (max === undefined) mask = asFloat(c.b.op("Greater", [y, zero]));
+  else if (maxValue && maxValue.length === 1 && maxValue[0] >= 1) {
+    const band = c.b.op("Mul", [y, c.b.op("Sub", [max, y])]);
+    mask = asFloat(c.b.op("Greater", [band, zero]));
+  } else {
+    mask = c.b.op("Mul", [
+      asFloat(c.b.op("Greater", [y, zero])),
+      asFloat(c.b.op("Less", [y, max])),
+    ]);
+  }
+  return c.b.op("Mul", [g, mask]);
 }
 
 /** Activation rules by op type. */

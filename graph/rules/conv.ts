@@ -1,7 +1,9 @@
 /**
  * Backward rule for Conv with respect to its data input: a ConvTranspose with the same weights,
  * strides, dilations, pads and group, whose `output_padding` restores the rows and columns a
- * strided conv never reads (when `(H + pads − dilation·(k−1) − 1) % stride ≠ 0`).
+ * strided conv never reads (when `(H + pads − dilation·(k−1) − 1) % stride ≠ 0`). Stride-1 convs,
+ * the common case, become a Conv with the flipped, group-transposed kernel instead, which
+ * onnxruntime's CPU kernels run faster (see `strideOneBackward`).
  *
  * @module
  */
@@ -86,42 +88,49 @@ export function transposedWindow(
 /** Large enough to mean "past the start" in a reversing Slice, exact as a double. */
 const BEFORE_START = -(2 ** 62);
 
+/** Window parameters of a Conv with resolved pads. */
+interface ConvWindow {
+  kernel: number[];
+  strides: number[];
+  dilations: number[];
+  pads: { begin: number[]; end: number[] };
+}
+
 /**
- * dx of a stride-1 grouped conv as a Conv of dy with the spatially flipped, group-transposed
- * kernel, or `undefined` when that does not apply. onnxruntime's CPU ConvTranspose runs one
- * small GEMM plus col2im per group, several times slower than its depthwise/grouped Conv; the
- * kernel rearrangement only reads initializers, so onnxruntime folds it at load time.
+ * The kernel `[M, C/g, k…]` of a conv with `group` groups rearranged to `[C, M/g, k…]`, the
+ * kernel of a conv that maps dy's M channels back to x's C channels.
  */
-function groupedStrideOneBackward(
-  c: RuleContext,
-  wp: {
-    kernel: number[];
-    strides: number[];
-    dilations: number[];
-    pads: { begin: number[]; end: number[] };
-  },
-  group: number,
-): string | undefined {
+function groupTransposed(c: RuleContext, w: string, wd: number[], group: number): string {
+  const [m, cg] = wd;
+  const mg = m / group;
+  if (mg === 1 && cg === 1) return w;
+  // [M, C/g, k…] → [g, M/g, C/g, k…] → [g, C/g, M/g, k…] → [C, M/g, k…]
+  const spatial = wd.slice(2);
+  const split = c.b.op("Reshape", [w, c.b.ints([group, mg, cg, ...spatial])]);
+  const perm = [0, 2, 1, ...spatial.map((_, i) => i + 3)];
+  const swapped = c.b.op("Transpose", [split], { perm });
+  return c.b.op("Reshape", [swapped, c.b.ints([group * cg, mg, ...spatial])]);
+}
+
+/**
+ * dx of a stride-1 conv (any group count) as a Conv of dy with the spatially flipped,
+ * group-transposed kernel, or `undefined` when that does not apply. onnxruntime's CPU
+ * ConvTranspose runs a GEMM with a transposed operand plus a single-threaded col2im per image
+ * and group: several times slower than its depthwise/grouped Conv, and up to 2× slower than its
+ * dense Conv on the same shapes. The kernel rearrangement only reads initializers, so
+ * onnxruntime folds it at load time.
+ */
+function strideOneBackward(c: RuleContext, wp: ConvWindow, group: number): string | undefined {
   const w = c.node.input[1];
   const wd = c.info.get(w).dims;
-  if (group === 1 || wp.strides.some((s) => s !== 1) || !isStatic(wd)) return undefined;
+  if (wp.strides.some((s) => s !== 1) || !isStatic(wd)) return undefined;
   const n = wp.kernel.length;
   const begin = wp.kernel.map((k, i) => (k - 1) * wp.dilations[i] - wp.pads.begin[i]);
   const end = wp.kernel.map((k, i) => (k - 1) * wp.dilations[i] - wp.pads.end[i]);
   if ([...begin, ...end].some((p) => p < 0)) return undefined;
-  const [m, cg] = wd;
-  const mg = m / group;
-  let kernel = w;
-  if (mg !== 1 || cg !== 1) {
-    // [M, C/g, k…] → [g, M/g, C/g, k…] → [g, C/g, M/g, k…] → [C, M/g, k…]
-    const spatial = wd.slice(2);
-    const split = c.b.op("Reshape", [w, c.b.ints([group, mg, cg, ...spatial])]);
-    const perm = [0, 2, 1, ...spatial.map((_, i) => i + 3)];
-    const swapped = c.b.op("Transpose", [split], { perm });
-    kernel = c.b.op("Reshape", [swapped, c.b.ints([group * cg, mg, ...spatial])]);
-  }
+  const kernel = groupTransposed(c, w, wd, group);
   const axes = Array.from({ length: n }, (_, i) => i + 2);
-  const flipped = c.b.op("Slice", [
+  const flipped = wp.kernel.every((k) => k === 1) ? kernel : c.b.op("Slice", [
     kernel,
     c.b.ints(axes.map(() => -1)),
     c.b.ints(axes.map(() => BEFORE_START)),
@@ -144,7 +153,8 @@ export const CONV_RULES: Record<string, Rule> = {
     if (!wp) throw new RuleError("the kernel shape is unknown");
     if (!wp.pads) throw new RuleError("auto_pad needs static spatial dims of the input");
     const group = attrInt(c.node, "group") ?? 1;
-    const fast = groupedStrideOneBackward(c, { ...wp, pads: wp.pads }, group);
+    const window = { ...wp, pads: wp.pads };
+    const fast = strideOneBackward(c, window, group);
     if (fast) return [fast];
     return [transposedWindow(c, { g: c.dy[0]!, w, x, y, ...wp, pads: wp.pads, group })];
   }),

@@ -12,7 +12,9 @@ import type { MethodInput } from "../../pipeline/plugin.ts";
 import { resolveTargetRows, type Target, type TargetRows } from "../../pipeline/targets.ts";
 
 /** Rows per backward pass; bounds peak memory. */
-export const internalBatchParam = z.number().int().positive().default(16);
+export const internalBatchParam: z.ZodDefault<z.ZodNumber> = z.number().int().positive().default(
+  16,
+);
 
 /** Gradient of each row's target score with respect to the input. */
 export async function targetInputGradients(

@@ -245,6 +245,11 @@ function unitsOf(params: ActivationMaxParams): number[] {
   return new Array(params.batch).fill(unit);
 }
 
+// Outside the async `run`, whose loops the engine would not optimize.
+function addInto(acc: Float32Array, g: Float32Array): void {
+  for (let i = 0; i < acc.length; i++) acc[i] += g[i];
+}
+
 /** Activation maximization with Lucid's parameterization, transformations and optimizer. */
 export const activationMax = defineMethod({
   name: "activation-max",
@@ -331,9 +336,9 @@ export const activationMax = defineMethod({
         if (transform) sampleAffine(img, out, { c: 3, h, w, affine: affines[r], fill: 0.5 });
         else out.set(img);
       }
-      for (let i = 0; i < n * per; i++) {
-        const c = Math.floor(i / hw) % 3;
-        x[i] = (seen[i] * norm.gain - norm.mean[c]) / norm.std[c];
+      for (let i0 = 0; i0 < n * per; i0 += hw) {
+        const c = (i0 / hw) % 3, gain = norm.gain, mean = norm.mean[c], std = norm.std[c];
+        for (let i = i0; i < i0 + hw; i++) x[i] = (seen[i] * gain - mean) / std;
       }
       return tensor(x.slice(), [n, 3, h, w]);
     };
@@ -370,10 +375,30 @@ export const activationMax = defineMethod({
         for (const t of group) {
           evalTerm(t, res.output, undefined).forEach((v, r) => values[r] += t.weight * v);
         }
-        const g = res.grads[0].data;
-        for (let i = 0; i < gX.length; i++) gX[i] += g[i];
+        addInto(gX, res.grads[0].data);
       }
       return values.map((v) => v - params.diversity * diversity);
+    };
+
+    // ∂objective/∂θ from gX, through the normalization, T and P (sync, unlike the async body of
+    // `run`, so that its loops get optimized), negated because Adam minimizes.
+    const pullBack = () => {
+      for (let r = 0; r < n; r++) {
+        const off = r * per;
+        for (let c = 0; c < 3; c++) {
+          const gain = norm.gain, std = norm.std[c];
+          for (let i = c * hw; i < (c + 1) * hw; i++) gSeen[i] = (gX[off + i] * gain) / std;
+        }
+        const gImg = gRgb.subarray(off, off + per);
+        sampleAffineAdjoint(gSeen, gImg, { c: 3, h, w, affine: affines[r] });
+        penalize(rgb.subarray(off, off + per), gImg, { h, w, ...params });
+        param.backward(
+          rgb.subarray(off, off + per),
+          gImg,
+          gTheta.subarray(r * param.size, (r + 1) * param.size),
+        );
+      }
+      for (let i = 0; i < gTheta.length; i++) gTheta[i] = -gTheta[i];
     };
 
     const start = render(false);
@@ -388,22 +413,7 @@ export const activationMax = defineMethod({
       const xt = render(params.transforms === "standard");
       const values = await objective(xt, true);
       values.forEach((v, r) => curve[r].push(v));
-      for (let r = 0; r < n; r++) {
-        const off = r * per;
-        for (let i = 0; i < per; i++) {
-          gSeen[i] = (gX[off + i] * norm.gain) / norm.std[Math.floor(i / hw)];
-        }
-        const gImg = gRgb.subarray(off, off + per);
-        sampleAffineAdjoint(gSeen, gImg, { c: 3, h, w, affine: affines[r] });
-        penalize(rgb.subarray(off, off + per), gImg, { h, w, ...params });
-        param.backward(
-          rgb.subarray(off, off + per),
-          gImg,
-          gTheta.subarray(r * param.size, (r + 1) * param.size),
-        );
-      }
-      // Adam minimizes: ascend the objective by descending its negative.
-      for (let i = 0; i < gTheta.length; i++) gTheta[i] = -gTheta[i];
+      pullBack();
       adam.step(theta, gTheta);
       progress?.(step + 1, params.steps, "activation-max");
     }

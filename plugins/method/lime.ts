@@ -9,8 +9,9 @@
  *    superpixels where z = 0 replaced by the fill (each superpixel's mean colour, a blurred copy,
  *    or a constant);
  * 3. weight each sample by π(z) = sqrt(exp(−D(z, 1)² / σ²)), D the cosine distance, σ = 0.25;
- * 4. select features (LIME's `auto`, `highest_weights`, `forward_selection`, `none`) and fit
- *    g(z) = β₀ + Σ_j β_j z_j by weighted ridge regression (α = 1) to the target's probability.
+ * 4. select features (LIME's `auto`, `highest_weights`, `forward_selection`, `lasso_path`,
+ *    `none`) and fit g(z) = β₀ + Σ_j β_j z_j by weighted ridge regression (α = 1) to the
+ *    target's probability (`LimeBase.explain_instance_with_data`).
  *
  * Output `[N,C,H,W]`: each pixel carries its superpixel's β (0 for unselected superpixels). The
  * superpixel table (id, weight, pixel count, bounding box), the surrogate's R² (`score`),
@@ -22,7 +23,13 @@ import { z } from "zod";
 import { gaussianBlur } from "../../kernels/blur.ts";
 import { quickshift, type RgbImage, type Segmentation } from "../../kernels/quickshift.ts";
 import { Random } from "../../kernels/random.ts";
-import { FEATURE_SELECTIONS, selectFeatures, weightedRidge } from "../../kernels/ridge.ts";
+import {
+  type Design,
+  FEATURE_SELECTIONS,
+  type FeatureSelection,
+  selectFeatures,
+  weightedRidge,
+} from "../../kernels/ridge.ts";
 import { slic } from "../../kernels/slic.ts";
 import { batchItem, tensor } from "../../kernels/tensor.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
@@ -59,9 +66,12 @@ export const limeParams = z.object({
   kernel_width: z.number().positive().default(0.25),
   /** Ridge penalty of the surrogate. */
   alpha: z.number().nonnegative().default(1),
-  /** LIME's `feature_selection`. */
+  /**
+   * LIME's `feature_selection`: `auto` (forward selection for at most 6 features, else highest
+   * weights), `highest_weights`, `forward_selection`, `lasso_path`, or `none`.
+   */
   feature_selection: z.enum(FEATURE_SELECTIONS).default("auto"),
-  /** Superpixels the surrogate may use (default: all). */
+  /** Superpixels the surrogate may use, LIME's `num_features` (default: all). */
   num_features: z.number().int().positive().optional(),
   /** Explain the softmax probability (LIME's usual classifier output) or the raw score. */
   output: z.enum(["probability", "logit"]).default("probability"),
@@ -145,6 +155,81 @@ function fillImage(x: Float32Array, seg: Segmentation, dims: number[], params: L
   return out;
 }
 
+/**
+ * LIME's sample weights π(z) = sqrt(exp(−D(z, z₀)² / σ²)) with D the cosine distance of each row
+ * of the 0/1 design to its first row (`pairwise_distances(data, data[0], metric="cosine")` in
+ * `lime_image`; an all-zero row is at distance 1, as scikit-learn's normalisation makes it).
+ */
+export function limeWeights(design: Design, kernelWidth = 0.25): Float64Array {
+  const { rows, cols, data } = design;
+  let n0 = 0;
+  for (let j = 0; j < cols; j++) n0 += data[j] * data[j];
+  const out = new Float64Array(rows);
+  for (let k = 0; k < rows; k++) {
+    let dot = 0, nk = 0;
+    for (let j = 0; j < cols; j++) {
+      dot += data[k * cols + j] * data[j];
+      nk += data[k * cols + j] ** 2;
+    }
+    const dist = nk > 0 && n0 > 0 ? 1 - dot / Math.sqrt(nk * n0) : 1;
+    out[k] = Math.sqrt(Math.exp(-(dist * dist) / kernelWidth ** 2));
+  }
+  return out;
+}
+
+/** Options of {@linkcode explainWithData}. */
+export interface ExplainWithDataOptions {
+  /** Sample weights (from {@linkcode limeWeights}). */
+  readonly weights: ArrayLike<number>;
+  /** Ridge penalty of the surrogate (LIME: 1). */
+  readonly alpha?: number;
+  /** LIME's `num_features` (default all columns). */
+  readonly numFeatures?: number;
+  /** LIME's `feature_selection` (default `auto`). */
+  readonly featureSelection?: FeatureSelection;
+}
+
+/** The surrogate of {@linkcode explainWithData}. */
+export interface LimeSurrogate {
+  /** One coefficient per column, 0 for columns not selected. */
+  readonly coef: Float64Array;
+  /** Selected columns. */
+  readonly used: readonly number[];
+  readonly intercept: number;
+  /** Weighted R² of the surrogate on the samples. */
+  readonly score: number;
+  /** The surrogate's prediction at the first row (the unperturbed input). */
+  readonly localPred: number;
+}
+
+/**
+ * LIME's `LimeBase.explain_instance_with_data`: select features, then fit a weighted ridge
+ * (α = 1, intercept) of `y` (one class's scores of the samples) on the selected columns.
+ */
+export function explainWithData(
+  design: Design,
+  y: ArrayLike<number>,
+  options: ExplainWithDataOptions,
+): LimeSurrogate {
+  const used = selectFeatures(design, y, {
+    weights: options.weights,
+    count: options.numFeatures ?? design.cols,
+    method: options.featureSelection ?? "auto",
+  });
+  const fit = weightedRidge(design, y, {
+    weights: options.weights,
+    alpha: options.alpha ?? 1,
+    columns: used,
+  });
+  const coef = new Float64Array(design.cols);
+  let localPred = fit.intercept;
+  used.forEach((j, q) => {
+    coef[j] = fit.coef[q];
+    localPred += fit.coef[q] * design.data[j];
+  });
+  return { coef, used, intercept: fit.intercept, score: fit.score, localPred };
+}
+
 /** The superpixel table of a segmentation with its weights. */
 function superpixelTable(seg: Segmentation, weights: Float64Array): Superpixel[] {
   const boxes = Array.from({ length: seg.count }, () => [Infinity, Infinity, -1, -1]);
@@ -200,14 +285,8 @@ export const lime = defineMethod({
       // LIME's data matrix: uniform {0,1} per superpixel, the first row the unperturbed input.
       const z = new Float64Array(s * d);
       for (let k = 0; k < s * d; k++) z[k] = k < d ? 1 : random.nextUint32() >>> 31;
-      const weights = new Float64Array(s);
-      for (let k = 0; k < s; k++) {
-        let on = 0;
-        for (let j = 0; j < d; j++) on += z[k * d + j];
-        // Cosine distance to the all-ones row: 1 − on/√(on·d); an all-zero row is at distance 1.
-        const dist = on > 0 ? 1 - on / Math.sqrt(on * d) : 1;
-        weights[k] = Math.sqrt(Math.exp(-(dist * dist) / params.kernel_width ** 2));
-      }
+      const design = { rows: s, cols: d, data: z };
+      const weights = limeWeights(design, params.kernel_width);
       const ys = mine.map(() => new Float64Array(s));
       t0 = performance.now();
       await forwardMany(model, {
@@ -229,16 +308,14 @@ export const lime = defineMethod({
       });
       timings.forward += since(t0);
       t0 = performance.now();
-      const design = { rows: s, cols: d, data: z };
       mine.forEach((r, m) => {
-        const used = selectFeatures(design, ys[m], {
+        const fit = explainWithData(design, ys[m], {
           weights,
-          count: params.num_features ?? d,
-          method: params.feature_selection,
+          alpha: params.alpha,
+          numFeatures: params.num_features,
+          featureSelection: params.feature_selection,
         });
-        const fit = weightedRidge(design, ys[m], { weights, alpha: params.alpha, columns: used });
-        const beta = new Float64Array(d);
-        used.forEach((j, q) => beta[j] = fit.coef[q]);
+        const beta = fit.coef;
         const map = out.subarray(r * per, (r + 1) * per);
         for (let p = 0; p < plane; p++) {
           const v = beta[seg.labels[p]];
@@ -247,7 +324,7 @@ export const lime = defineMethod({
         info.superpixels[r] = superpixelTable(seg, beta);
         info.score[r] = fit.score;
         info.intercept[r] = fit.intercept;
-        info.local_pred[r] = fit.intercept + used.reduce((acc, _, q) => acc + fit.coef[q], 0);
+        info.local_pred[r] = fit.localPred;
         info.segments[r] = d;
       });
       timings.fit += since(t0);

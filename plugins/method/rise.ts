@@ -16,6 +16,7 @@
 import { z } from "zod";
 import { Random } from "../../kernels/random.ts";
 import { batchItem, tensor } from "../../kernels/tensor.ts";
+import { bilinearSeparable, type Taps } from "../../kernels/upsample.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
@@ -62,7 +63,7 @@ export function drawMasks(
 
 // scikit-image `resize(order=1, mode="reflect")` taps: half-pixel centres, and indices outside
 // the grid mirrored about the edge pixels (ndimage's "mirror").
-function taps(grid: number, up: number, start: number, length: number) {
+function taps(grid: number, up: number, start: number, length: number): Taps {
   const lo = new Int32Array(length), hi = new Int32Array(length), frac = new Float64Array(length);
   const mirror = (i: number) => {
     if (grid === 1) return 0;
@@ -91,16 +92,7 @@ export function renderMask(
   const ys = taps(grid, (grid + 1) * cellH, draw.shift[0], h);
   const xs = taps(grid, (grid + 1) * cellW, draw.shift[1], w);
   const out = new Float32Array(h * w);
-  const g = draw.cells;
-  for (let y = 0; y < h; y++) {
-    const r0 = ys.lo[y] * grid, r1 = ys.hi[y] * grid, fy = ys.frac[y];
-    for (let x = 0; x < w; x++) {
-      const c0 = xs.lo[x], c1 = xs.hi[x], fx = xs.frac[x];
-      const top = g[r0 + c0] * (1 - fx) + g[r0 + c1] * fx;
-      const bottom = g[r1 + c0] * (1 - fx) + g[r1 + c1] * fx;
-      out[y * w + x] = top * (1 - fy) + bottom * fy;
-    }
-  }
+  bilinearSeparable(draw.cells, out, { ys, xs, width: grid });
   return out;
 }
 

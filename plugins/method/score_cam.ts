@@ -16,13 +16,34 @@
  */
 import { z } from "zod";
 import { batchItem, tensor, toCpu } from "../../kernels/tensor.ts";
-import { upsampleBilinear } from "../../kernels/upsample.ts";
+import { bilinearPlane } from "../../kernels/upsample.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { resolveLayer } from "../../pipeline/layers.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
 import { resolveTargetRows, softmaxOf, targetParam } from "../../pipeline/targets.ts";
 import { weightedSum } from "./_cam.ts";
+
+/** `into` ← `x` ⊙ s(mask) for each of `channels` planes, s the min–max normalization (Eq. 5). */
+function maskInput(
+  x: Float32Array,
+  into: Float32Array,
+  options: { mask: Float32Array; channels: number },
+): void {
+  const { mask, channels } = options;
+  const plane = mask.length;
+  let lo = Infinity, hi = -Infinity;
+  for (let p = 0; p < plane; p++) {
+    const v = mask[p];
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  const scale = hi > lo ? 1 / (hi - lo) : 0;
+  for (let q = 0; q < channels; q++) {
+    const o = q * plane;
+    for (let p = 0; p < plane; p++) into[o + p] = x[o + p] * ((mask[p] - lo) * scale);
+  }
+}
 
 /** Parameters of `score-cam`. */
 export const scoreCamParams = z.object({
@@ -50,7 +71,7 @@ export const scoreCam = defineMethod({
     );
     const [, k, lh, lw] = acts.dims;
     const weights = new Float32Array(rows.targets.length * k);
-    const plane = h * w;
+    const up = new Float32Array(h * w);
     for (let i = 0; i < n; i++) {
       const mine = rows.images.flatMap((img, r) => img === i ? [r] : []);
       if (mine.length === 0) continue;
@@ -60,20 +81,11 @@ export const scoreCam = defineMethod({
         count: k,
         inputDims: [c, h, w],
         fill(ch, into) {
-          const up = upsampleBilinear(
-            tensor(a.slice(ch * lh * lw, (ch + 1) * lh * lw), [1, 1, lh, lw]),
-            [h, w],
-          ).data;
-          let lo = Infinity, hi = -Infinity;
-          for (const v of up) {
-            lo = Math.min(lo, v);
-            hi = Math.max(hi, v);
-          }
-          const scale = hi > lo ? 1 / (hi - lo) : 0;
-          for (let p = 0; p < plane; p++) {
-            const m = (up[p] - lo) * scale;
-            for (let q = 0; q < c; q++) into[q * plane + p] = x[q * plane + p] * m;
-          }
+          bilinearPlane(a.subarray(ch * lh * lw, (ch + 1) * lh * lw), up, {
+            from: [lh, lw],
+            to: [h, w],
+          });
+          maskInput(x, into, { mask: up, channels: c });
         },
         consume(ch, scores) {
           const p = softmaxOf(scores);

@@ -33,6 +33,45 @@ export const smoothgradParams = z.object({
   internal_batch: internalBatchParam,
 }).strict();
 
+// Kept out of the method's async body, whose loops the engine would not optimize.
+function accumulate(
+  grad: Float32Array,
+  into: { sum: Float64Array; sumSq: Float64Array; abs: boolean },
+): void {
+  const { sum, sumSq, abs } = into;
+  if (abs) {
+    for (let p = 0; p < grad.length; p++) {
+      const g = Math.abs(grad[p]);
+      sum[p] += g;
+      sumSq[p] += g * g;
+    }
+  } else {
+    for (let p = 0; p < grad.length; p++) {
+      const g = grad[p];
+      sum[p] += g;
+      sumSq[p] += g * g;
+    }
+  }
+}
+
+function reduce(
+  sum: Float64Array,
+  sumSq: Float64Array,
+  options: { n: number; variant: "smoothgrad" | "smoothgrad_sq" | "vargrad" },
+): Float32Array {
+  const { n, variant } = options;
+  const out = new Float32Array(sum.length);
+  for (let i = 0; i < out.length; i++) {
+    const mean = sum[i] / n, meanSq = sumSq[i] / n;
+    out[i] = variant === "smoothgrad"
+      ? mean
+      : variant === "smoothgrad_sq"
+      ? meanSq
+      : meanSq - mean * mean;
+  }
+  return out;
+}
+
 /** SmoothGrad and its squared and variance variants. */
 export const smoothgrad = defineMethod({
   name: "smoothgrad",
@@ -52,6 +91,7 @@ export const smoothgrad = defineMethod({
       const [lo, hi] = valueRange(x.data.subarray(r * per, (r + 1) * per));
       return params.sigma * (hi - lo);
     });
+    const abs = params.abs;
     const t0 = performance.now();
     // Row k is noisy sample k % n of target row ⌊k / n⌋; the noise stream runs in row order.
     await inputGradientsMany(model, {
@@ -60,29 +100,15 @@ export const smoothgrad = defineMethod({
       classes: logits.dims[1],
       fill(k, into) {
         const r = Math.floor(k / n);
-        random.fillNormal(into, sigmas[r]);
-        const src = x.data.subarray(r * per, (r + 1) * per);
-        for (let p = 0; p < per; p++) into[p] += src[p];
+        random.fillNormal(into, sigmas[r], { mean: x.data.subarray(r * per, (r + 1) * per) });
         return rows.targets[r];
       },
       consume(k, grad) {
         const r = Math.floor(k / n);
-        for (let p = 0; p < per; p++) {
-          const g = params.abs ? Math.abs(grad[p]) : grad[p];
-          sum[r * per + p] += g;
-          sumSq[r * per + p] += g * g;
-        }
+        accumulate(grad, { sum: sum.subarray(r * per), sumSq: sumSq.subarray(r * per), abs });
       },
     }, { batchSize: params.internal_batch, progress, label: "smoothgrad" });
-    const out = new Float32Array(x.data.length);
-    for (let i = 0; i < out.length; i++) {
-      const mean = sum[i] / n, meanSq = sumSq[i] / n;
-      out[i] = params.variant === "smoothgrad"
-        ? mean
-        : params.variant === "smoothgrad_sq"
-        ? meanSq
-        : meanSq - mean * mean;
-    }
+    const out = reduce(sum, sumSq, { n, variant: params.variant });
     return explanation(model, {
       method: "smoothgrad",
       rows,

@@ -15,8 +15,8 @@ export const onnxParams = z.object({
   path: z.string().min(1),
   /** Expected sha256 of the file, hex. */
   sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits").optional(),
-  /** `auto` picks a hardware WebGPU adapter, else multi-threaded SIMD WASM. */
-  backend: z.enum(["auto", "wasm", "webgpu"]).default("auto"),
+  /** `auto` picks a hardware WebGPU adapter, else native onnxruntime when loadable, else WASM. */
+  backend: z.enum(["auto", "wasm", "webgpu", "native"]).default("auto"),
   /** Labels file, one class name per line (default: a `*labels*.txt` beside the model). */
   labels: z.string().optional(),
   /** Graph input that takes the image (default: the first). */
@@ -27,10 +27,10 @@ export const onnxParams = z.object({
   cache: z.string().optional(),
 }).strict();
 
-/** Loads an ONNX classifier and runs it with onnxruntime-web. */
+/** Loads an ONNX classifier and runs it with onnxruntime (web or native). */
 export const onnxModel = defineModel({
   name: "onnx",
-  description: "ONNX classifier run by onnxruntime-web (WebGPU or SIMD+threaded WASM)",
+  description: "ONNX classifier run by onnxruntime (WebGPU, native, or SIMD+threaded WASM)",
   params: onnxParams,
   async run({ baseDir }, params) {
     const bytes = await loadModelBytes(params.path, {

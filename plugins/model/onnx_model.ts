@@ -1,6 +1,7 @@
 /**
- * An ONNX classifier on onnxruntime-web that can expose any intermediate tensor by name.
- * Web-standard only: models come in as bytes, so this runs on edge runtimes too.
+ * An ONNX classifier on onnxruntime (web: WASM or WebGPU; native: onnxruntime-node) that can
+ * expose any intermediate tensor by name. Web-standard only: models come in as bytes, so this runs
+ * on edge runtimes too (where `auto` never tries the native backend).
  *
  * @module
  */
@@ -14,7 +15,7 @@ import {
 } from "../../graph/onnx_io.ts";
 import type { BackendRequest } from "../../kernels/backend.ts";
 import { chooseBackend } from "../../kernels/backend.ts";
-import { createSession, type GraphSession } from "../../kernels/session.ts";
+import { createSession, type GraphSession, type SessionOptions } from "../../kernels/session.ts";
 import { sizeOf, type Tensor, tensor } from "../../kernels/tensor.ts";
 import { didYouMean, LanternError } from "../../pipeline/errors.ts";
 import type { BackendInfo, Model, RunOptions, TensorInfo } from "../../pipeline/types.ts";
@@ -23,7 +24,7 @@ import type { BackendInfo, Model, RunOptions, TensorInfo } from "../../pipeline/
 export interface OpenModelOptions {
   /** Display name. */
   name?: string;
-  /** Backend request (default `auto`). */
+  /** Backend request: `auto` (default), `wasm`, `webgpu` or `native`. */
   backend?: BackendRequest;
   /** Class names. */
   labels?: readonly string[];
@@ -78,7 +79,7 @@ interface ModelFields {
   labels?: readonly string[];
 }
 
-/** A {@linkcode Model} backed by onnxruntime-web sessions (one per set of exposed tensors). */
+/** A {@linkcode Model} backed by onnxruntime sessions (one per set of exposed tensors). */
 export class OnnxModel implements Model {
   readonly name: string;
   readonly backend: BackendInfo;
@@ -117,12 +118,17 @@ export class OnnxModel implements Model {
 
   /**
    * A session for a derived graph (e.g. a gradient graph), built by `build` once per `key` and
-   * kept for the model's lifetime.
+   * kept for the model's lifetime. `options.gpuOutputs` leaves those outputs on the GPU (WebGPU
+   * only; see {@linkcode createSession}); `key` must tell such sessions apart.
    */
-  graphSession(key: string, build: () => Uint8Array): Promise<GraphSession> {
+  graphSession(
+    key: string,
+    build: () => Uint8Array,
+    options: SessionOptions = {},
+  ): Promise<GraphSession> {
     let s = this.#sessions.get(key);
     if (!s) {
-      s = Promise.resolve().then(() => createSession(build(), this.backend));
+      s = Promise.resolve().then(() => createSession(build(), this.backend, options));
       this.#sessions.set(key, s);
       s.catch(() => this.#sessions.delete(key));
     }
