@@ -1,6 +1,6 @@
 /** Shared test helpers: fixture paths, tolerances, and small array comparisons. */
 import { decodeNpy } from "../kernels/npy.ts";
-import type { Tensor } from "../kernels/tensor.ts";
+import { type Tensor, tensor } from "../kernels/tensor.ts";
 
 /** Repository root (absolute). */
 export const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
@@ -77,4 +77,32 @@ export async function runMethod(
     unknown
   >;
   return await plugin.run(input, plugin.params.parse(params));
+}
+
+/** A linear classifier in JS, no ONNX: class 0 scores Σ_p x_p·v_p, class 1 the negative. */
+export function linearModel(
+  v: Float32Array,
+  dims: number[],
+): import("../pipeline/types.ts").Model {
+  return {
+    name: "linear",
+    backend: { name: "wasm", reason: "test" },
+    inputName: "x",
+    inputShape: [-1, ...dims],
+    outputName: "y",
+    tensors: () => Promise.resolve([]),
+    run(x) {
+      const per = v.length, n = x.dims[0];
+      const out = new Float32Array(n * 2);
+      for (let i = 0; i < n; i++) {
+        let s = 0;
+        for (let p = 0; p < per; p++) s += x.data[i * per + p] * v[p];
+        out[2 * i] = s;
+        out[2 * i + 1] = -s;
+      }
+      return Promise.resolve({ y: tensor(out, [n, 2]) });
+    },
+    onnx: new Uint8Array(),
+    dispose: () => Promise.resolve(),
+  };
 }

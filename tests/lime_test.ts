@@ -14,12 +14,11 @@ import { selectFeatures, weightedRidge } from "../kernels/ridge.ts";
 import { slic } from "../kernels/slic.ts";
 import "../plugins/mod.ts";
 import { Random } from "../kernels/random.ts";
-import { batchItem, gatherBatch, type Tensor, tensor } from "../kernels/tensor.ts";
+import { batchItem, gatherBatch, tensor } from "../kernels/tensor.ts";
 import { openModel } from "../plugins/model/onnx_model.ts";
 import { explainWithData, limeWeights, type Superpixel } from "../plugins/method/lime.ts";
 import { superpixelsRender } from "../plugins/render/superpixels.ts";
-import type { Model } from "../pipeline/types.ts";
-import { EMOTION, fixture, methodInput, ROOT, runMethod } from "./_helpers.ts";
+import { EMOTION, fixture, linearModel, methodInput, ROOT, runMethod } from "./_helpers.ts";
 
 const SEG = `${ROOT}/tests/fixtures/segmentation`;
 
@@ -232,31 +231,6 @@ Deno.test("LIME's surrogate equals a numpy reimplementation of LimeBase on Mobil
     assert.ok(Math.abs(fit.localPred - row[cols + 2]) < 1e-6, featureSelection);
   });
 });
-
-/** A linear classifier in JS: class 0 scores Σ_p x_p·v_p, class 1 the negative. */
-function linearModel(v: Float32Array, dims: number[]): Model {
-  return {
-    name: "linear",
-    backend: { name: "wasm", reason: "test" },
-    inputName: "x",
-    inputShape: [-1, ...dims],
-    outputName: "y",
-    tensors: () => Promise.resolve([]),
-    run(x: Tensor) {
-      const per = v.length, n = x.dims[0];
-      const out = new Float32Array(n * 2);
-      for (let i = 0; i < n; i++) {
-        let s = 0;
-        for (let p = 0; p < per; p++) s += x.data[i * per + p] * v[p];
-        out[2 * i] = s;
-        out[2 * i + 1] = -s;
-      }
-      return Promise.resolve({ y: tensor(out, [n, 2]) });
-    },
-    onnx: new Uint8Array(),
-    dispose: () => Promise.resolve(),
-  };
-}
 
 Deno.test("LIME recovers a linear model's superpixel sums exactly", async () => {
   const img = photo("coffee");

@@ -24,6 +24,7 @@ import type { Model } from "../pipeline/types.ts";
 import {
   EMOTION,
   fixture,
+  linearModel,
   maxAbsError,
   maxRelativeError,
   methodInput,
@@ -136,31 +137,6 @@ Deno.test("Score-CAM equals a naive per-channel loop on the emotion model", asyn
     await model.dispose();
   }
 });
-
-/** A linear scorer in JS: class 0 scores Σ_q x_q·v_q, class 1 the negative. */
-function linearModel(v: Float32Array, dims: number[]): Model {
-  return {
-    name: "linear",
-    backend: { name: "wasm", reason: "test" },
-    inputName: "x",
-    inputShape: [-1, ...dims],
-    outputName: "y",
-    tensors: () => Promise.resolve([]),
-    run(x: Tensor) {
-      const per = v.length, n = x.dims[0];
-      const out = new Float32Array(n * 2);
-      for (let i = 0; i < n; i++) {
-        let s = 0;
-        for (let q = 0; q < per; q++) s += x.data[i * per + q] * v[q];
-        out[2 * i] = s;
-        out[2 * i + 1] = -s;
-      }
-      return Promise.resolve({ y: tensor(out, [n, 2]) });
-    },
-    onnx: new Uint8Array(),
-    dispose: () => Promise.resolve(),
-  };
-}
 
 Deno.test("deletion and insertion curves equal their closed forms on a linear model", async () => {
   const [c, h, w] = [2, 5, 7];
