@@ -18,6 +18,8 @@ import {
   type RunPipelineOptions,
   runPipelineSource,
 } from "./pipeline/runner.ts";
+import { type ExplainInput, tensorBatch, toSource } from "./pipeline/explain.ts";
+import type { Tensor } from "./kernels/tensor.ts";
 
 export type {
   BackendInfo,
@@ -170,16 +172,51 @@ export {
   type PngOptions,
 } from "./pipeline/explain.ts";
 
+/** An input handed to {@linkcode runPipeline} directly: bytes, a `Blob`/`File`, or a path. */
+export type PipelineInput = Exclude<ExplainInput, Tensor>;
+
+/** Options of {@linkcode runPipeline}. */
+export interface PipelineOptions extends Omit<RunPipelineOptions, "inputs"> {
+  /** File name used in error messages (`pipeline.yaml`). */
+  file?: string;
+  /**
+   * The inputs, instead of the pipeline's `inputs` files: encoded images (or `.npy`) as bytes,
+   * `Blob`s or paths, or one preprocessed `[N,C,H,W]` tensor (no preprocess stage then).
+   */
+  inputs?: readonly PipelineInput[] | Tensor;
+}
+
 /**
  * Run a pipeline given as YAML text (or a plain object). Relative paths resolve against
  * `options.baseDir`. Files are returned in `result.files`, not written.
+ *
+ * ```ts
+ * const png = new Uint8Array(await (await fetch(url)).arrayBuffer());
+ * const { explanations, files } = await runPipeline(
+ *   { model: { path: "model.onnx" }, methods: [{ name: "gradcam" }], render: [{ name: "heatmap" }] },
+ *   { inputs: [png] },
+ * );
+ * ```
  */
-export function runPipeline(
+export async function runPipeline(
   config: string | Record<string, unknown>,
-  options: RunPipelineOptions & { file?: string } = {},
+  options: PipelineOptions = {},
 ): Promise<PipelineResult> {
+  const { file, inputs, ...rest } = options;
   const source = typeof config === "string"
-    ? new PipelineSource(config, options.file ?? "pipeline.yaml")
-    : new PipelineSource(JSON.stringify(config), options.file ?? "pipeline");
-  return runPipelineSource(source, options);
+    ? new PipelineSource(config, file ?? "pipeline.yaml")
+    : new PipelineSource(JSON.stringify(config), file ?? "pipeline");
+  if (inputs === undefined) return await runPipelineSource(source, rest);
+  if (!Array.isArray(inputs)) {
+    const batch = tensorBatch(inputs as Tensor);
+    return await runPipelineSource(source, { ...rest, makeBatch: () => batch });
+  }
+  const list = inputs as readonly PipelineInput[];
+  const sources = await Promise.all(list.map(async (input, i) => {
+    if (typeof input === "string") return input;
+    const named = await toSource(input, undefined);
+    // Unnamed bytes get distinct names, so their output files do not collide.
+    return named.name === "input" && list.length > 1 ? { ...named, name: `input${i}` } : named;
+  }));
+  return await runPipelineSource(source, { ...rest, inputs: sources });
 }

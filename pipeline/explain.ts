@@ -161,7 +161,21 @@ export function methodParams(options: ExplainOptions): Record<string, unknown> {
   );
 }
 
-async function toSource(
+/** A model-input tensor `[N,C,H,W]` as a batch whose rows are named `input` or `input0`, …. */
+export function tensorBatch(input: Tensor, name?: string): Batch {
+  const n = input.dims[0];
+  const base = name ?? "input";
+  return {
+    tensor: input,
+    names: Array.from({ length: n }, (_, i) => n === 1 ? base : `${base}${i}`),
+  };
+}
+
+/**
+ * An input as named bytes: bytes and `ArrayBuffer`s are named `name` (or `input`), a `File` keeps
+ * its name, a path is read (where there is a file system).
+ */
+export async function toSource(
   input: Exclude<ExplainInput, Tensor>,
   name: string | undefined,
 ): Promise<{ name: string; bytes: Uint8Array }> {
@@ -213,14 +227,7 @@ async function makeBatch(
     }
     return zeroBatch(model, options.name ?? plugin.name);
   }
-  if (isTensor(input)) {
-    const n = input.dims[0];
-    const base = options.name ?? "input";
-    return {
-      tensor: input,
-      names: Array.from({ length: n }, (_, i) => n === 1 ? base : `${base}${i}`),
-    };
-  }
+  if (isTensor(input)) return tensorBatch(input, options.name);
   const list = (Array.isArray(input) ? input : [input]) as ExplainInput[];
   if (list.length === 0) throw new ExplainError("input", "Cannot explain: no input given");
   const sources = [];

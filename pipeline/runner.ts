@@ -88,6 +88,11 @@ export interface RunPipelineOptions {
    * a loader lives for one run. `--watch` keeps one across re-runs.
    */
   plugins?: PluginLoader;
+  /**
+   * Inputs given directly — paths, or bytes with a name (the name gives output file stems) —
+   * instead of the file's `inputs`, so a script or service needs no file system.
+   */
+  inputs?: readonly (string | { name: string; bytes: Uint8Array })[];
 }
 
 const RESERVED = new Set(["name", "plugin", "id"]);
@@ -249,13 +254,21 @@ async function runValidated(
     (config.inputs === undefined && methods.every((m) => m.plugin.synthesizesInput)
       ? (m: Model) => zeroBatch(m, methods[0].label)
       : undefined);
-  const files = makeBatch ? [] : await resolveInputs(source, config, baseDir);
+  const files = makeBatch
+    ? []
+    : options.inputs?.length
+    ? [...options.inputs]
+    : await resolveInputs(source, config, baseDir);
 
   const model = options.model ??
     await (modelStage.plugin as ModelPlugin).run({ baseDir }, modelStage.params as never) as Model;
   try {
     const preEntry = config.preprocess ??
-      { name: files.every((f) => f.endsWith(".npy")) ? "npy" : "image" };
+      {
+        name: files.every((f) => (typeof f === "string" ? f : f.name).endsWith(".npy"))
+          ? "npy"
+          : "image",
+      };
     const pre = await bind(source, "preprocess", preEntry, ["preprocess"], resolver, "image");
     const batch = makeBatch?.(model) ?? await runStage(
       source,

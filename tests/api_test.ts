@@ -152,3 +152,29 @@ Deno.test("loadModel fetches a URL into memory and checks its sha256 pin", async
     await server.shutdown();
   }
 });
+
+Deno.test("runPipeline takes inputs as bytes, Blobs and a tensor, with the same maps as files", async () => {
+  const other = Deno.readFileSync(`${ROOT}/examples/images/faces/grace_hopper_face.png`);
+  const config = {
+    model: { path: EMOTION, backend: "wasm" },
+    methods: [{ name: "gradcam", target: "top1" }],
+    render: [{ name: "npy" }],
+  };
+  const fromFiles = await runPipeline({
+    ...config,
+    inputs: [FACE, `${ROOT}/examples/images/faces/grace_hopper_face.png`],
+  });
+  const fromBytes = await runPipeline(config, {
+    inputs: [face, new File([other], "hopper.png")],
+  });
+  assert.deepEqual(fromBytes.explanations[0].map.data, fromFiles.explanations[0].map.data);
+  assert.deepEqual(fromBytes.files.map((f) => f.path).sort(), [
+    "hopper_gradcam.npy",
+    "input0_gradcam.npy",
+  ]);
+  const fromTensor = await runPipeline(config, { inputs: fromFiles.batch.tensor });
+  assert.deepEqual(fromTensor.explanations[0].map.data, fromFiles.explanations[0].map.data);
+  // Two unnamed byte inputs get distinct names rather than colliding output files.
+  const twoUnnamed = await runPipeline(config, { inputs: [face, other] });
+  assert.deepEqual(twoUnnamed.batch.names, ["input0", "input1"]);
+});
