@@ -36,6 +36,8 @@ export const pluginModuleSchema = z.object({
   sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "expected 64 hex digits").optional(),
   /** Run in-process (true) or in a worker without permissions (false). */
   trusted: z.boolean().optional(),
+  /** Sandboxed only: seconds one method run may take before its worker is stopped (600). */
+  timeout_s: z.number().positive().optional(),
 }).strict();
 
 /** A plugin module entry as written in YAML. */

@@ -105,6 +105,8 @@ export interface PluginModuleSpec {
   readonly sha256?: string;
   /** Run in-process (`true`) or in a sandboxed worker (`false`). */
   readonly trusted: boolean;
+  /** Sandboxed only: stop a method run after this many ms (default 600 000). */
+  readonly runTimeoutMs?: number;
 }
 
 /** Options for {@linkcode PluginLoader}. */
@@ -150,7 +152,9 @@ export class PluginLoader {
   /** Load (or reuse) a module and return every plugin it exports. */
   load(spec: PluginModuleSpec): Promise<AnyPlugin[]> {
     const url = this.resolve(spec.specifier);
-    const key = `${spec.trusted ? "trusted" : "sandboxed"} ${spec.sha256 ?? ""} ${url.href}`;
+    const key = `${spec.trusted ? "trusted" : "sandboxed"} ${spec.sha256 ?? ""} ${
+      spec.runTimeoutMs ?? ""
+    } ${url.href}`;
     const file = url.protocol === "file:" ? decodeURIComponent(url.pathname) : undefined;
     if (file) this.#files.add(file);
     let loaded = this.#modules.get(key);
@@ -215,7 +219,7 @@ export class PluginLoader {
         `Cannot sandbox plugin module "${label}": ${problem}; sandboxed plugins may only import code by its specifier (mark it trusted: true to run it in-process)`,
       );
     }
-    const host = await SandboxHost.open(target, { label, files });
+    const host = await SandboxHost.open(target, { label, files, runTimeoutMs: spec.runTimeoutMs });
     setHost(host);
     return host.toPlugins();
   }

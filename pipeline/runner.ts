@@ -138,6 +138,7 @@ async function pluginResolver(
     specifier: (p.path ?? p.url)!,
     sha256: p.sha256,
     trusted: p.trusted ?? false,
+    runTimeoutMs: p.timeout_s === undefined ? undefined : p.timeout_s * 1000,
   }));
   const modules = await Promise.all(specs.map(async (spec, i) => {
     try {

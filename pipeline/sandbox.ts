@@ -219,6 +219,11 @@ export interface SandboxOpenOptions {
   readonly files: readonly string[];
   /** Give up when the module has not loaded after this many ms (default 60 000). */
   readonly loadTimeoutMs?: number;
+  /**
+   * Stop the worker when one method run takes longer than this many ms (default 600 000): a
+   * plugin from someone else must not hang the pipeline.
+   */
+  readonly runTimeoutMs?: number;
 }
 
 /** One sandboxed plugin module: a Worker and the plugins it exports. */
@@ -237,10 +242,12 @@ export class SandboxHost {
   readonly #models = new WeakMap<Model, number>();
   #nextModel = 1;
   #dead?: Error;
+  readonly #runTimeoutMs: number;
 
-  private constructor(worker: Worker, label: string) {
+  private constructor(worker: Worker, label: string, runTimeoutMs: number) {
     this.#worker = worker;
     this.#label = label;
+    this.#runTimeoutMs = runTimeoutMs;
     worker.onmessage = (e: MessageEvent<FromWorker>) => this.#receive(e.data);
     worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
@@ -276,7 +283,7 @@ export class SandboxHost {
       const hint = /unstable/i.test(msg) ? "; run deno with --unstable-worker-options" : "";
       throw new LanternError(`Cannot sandbox plugin "${options.label}": ${msg}${hint}`);
     }
-    const host = new SandboxHost(worker, options.label);
+    const host = new SandboxHost(worker, options.label, options.runTimeoutMs ?? 600_000);
     let timer: ReturnType<typeof setTimeout> | undefined;
     await new Promise<void>((resolve, reject) => {
       host.#loaded = { resolve, reject };
@@ -383,10 +390,25 @@ export class SandboxHost {
       },
       logits: await toWire(input.logits),
     };
+    let timer: ReturnType<typeof setTimeout> | undefined;
     return await new Promise<Explanation>((resolve, reject) => {
       this.#runs.set(run, { input, plugin, resolve, reject });
+      const ms = this.#runTimeoutMs;
+      timer = setTimeout(() => {
+        // The worker may be stuck in a loop that never yields: only terminating it stops it.
+        this.#runs.delete(run);
+        reject(
+          new LanternError(
+            `Plugin "${plugin}" (sandboxed) did not finish in ${
+              ms / 1000
+            } s and was stopped: raise timeout_s in its plugins entry, or make it faster`,
+          ),
+        );
+        this.#worker.terminate();
+        this.#fail({ name: "Error", message: `the worker was stopped after ${ms / 1000} s` });
+      }, ms);
       this.#worker.postMessage(message);
-    });
+    }).finally(() => clearTimeout(timer));
   }
 
   /** Stop the worker. */

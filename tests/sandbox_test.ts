@@ -63,6 +63,22 @@ Deno.test("a sandboxed plugin is denied file, network, env and subprocess access
   assert.equal(result.files.length, 2);
 });
 
+Deno.test("a sandboxed run that outlives timeout_s is stopped; the other methods are kept", async () => {
+  const plugins = "  - path: spin.ts\n    trusted: false\n    timeout_s: 1";
+  const t0 = performance.now();
+  const result = await runPipeline(
+    pipeline(plugins, "  - name: saliency\n  - name: spin\n  - name: saliency\n    id: again"),
+    BASE,
+  );
+  assert.ok(performance.now() - t0 < 30_000);
+  assert.deepEqual(result.explanations.map((e) => e.method), ["saliency", "again"]);
+  assert.equal(result.failures.length, 1);
+  assert.equal(
+    result.failures[0].message,
+    'pipeline.yaml:11 methods[1]: Plugin "spin" (sandboxed) did not finish in 1 s and was stopped: raise timeout_s in its plugins entry, or make it faster',
+  );
+});
+
 Deno.test("a trusted plugin runs in-process with the process's permissions", async () => {
   const text = pipeline(
     "  - path: nosy.ts\n    trusted: true",
