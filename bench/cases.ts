@@ -221,12 +221,21 @@ function method(name: string): MethodPlugin<unknown> {
   return getPlugin("method", name) as MethodPlugin<unknown>;
 }
 
-const limeInputs = new Map<string, { batch: Batch; logits: Tensor; target: number }>();
+interface LimeInput {
+  batch: Batch;
+  logits: Tensor;
+  target: number;
+  /** The preprocessed input as `.npy`, for the PyTorch side. */
+  path: string;
+}
 
-/** Chelsea through the `image` preprocess, as the pipeline runner would hand it to `lime`. */
-async function limeInput(
-  model: OnnxModel,
-): Promise<{ batch: Batch; logits: Tensor; target: number }> {
+const limeInputs = new Map<string, LimeInput>();
+
+/**
+ * Chelsea through the `image` preprocess, as the pipeline runner would hand it to `lime`, once
+ * per engine (and written once for PyTorch).
+ */
+async function limeInput(model: OnnxModel): Promise<LimeInput> {
   const key = model.backend.name;
   const cached = limeInputs.get(key);
   if (cached) return cached;
@@ -234,7 +243,9 @@ async function limeInput(
   const batch = await pre.run({ sources: [LIME_IMAGE], model }, pre.params.parse({}));
   const logits = (await model.run(batch.tensor))[model.outputName];
   const target = logits.data.indexOf(Math.max(...logits.data));
-  const input = { batch, logits, target };
+  const path = `${OUT}/lime_input_${key}.npy`;
+  await Deno.writeFile(path, encodeNpy(batch.tensor));
+  const input = { batch, logits, target, path };
   limeInputs.set(key, input);
   return input;
 }
@@ -356,11 +367,9 @@ export async function torchCall(
   }
   if (c.kind === "lime") {
     const input = await limeInput(m.models.wasm!);
-    const path = `${OUT}/lime_input.npy`;
-    await Deno.writeFile(path, encodeNpy(input.batch.tensor));
     r = await torch.request({
       op: "lime",
-      input: path,
+      input: input.path,
       target: input.target,
       samples: options.warm ? LIME_WARM_SAMPLES : LIME_SAMPLES,
       internal_batch: (method("lime").params.parse({}) as { internal_batch: number })

@@ -12,6 +12,7 @@
  * @module
  */
 import { createHandler } from "../server/handler.ts";
+import { ROOT } from "./common.ts";
 
 /** Options of {@linkcode loadTest}. */
 export interface LoadTestOptions {
@@ -61,7 +62,6 @@ export interface LoadTestReport {
 }
 
 const MiB = 1024 * 1024;
-const ROOT = new URL("..", import.meta.url).pathname;
 
 function percentile(sorted: readonly number[], p: number): number {
   // Nearest-rank percentile.
@@ -86,9 +86,9 @@ export async function loadTest(options: LoadTestOptions = {}): Promise<LoadTestR
   const requests = options.requests ?? 300;
   const concurrency = options.concurrency ?? 16;
   const method = options.method ?? "gradcam";
-  const image = await Deno.readFile(`${ROOT}examples/images/faces/astronaut_face.png`);
+  const image = await Deno.readFile(`${ROOT}/examples/images/faces/astronaut_face.png`);
   const handler = createHandler({
-    models: { emotion: { source: `${ROOT}examples/models/emotion.onnx`, backend: "wasm" } },
+    models: { emotion: { source: `${ROOT}/examples/models/emotion.onnx`, backend: "wasm" } },
     log: false,
   });
   await handler.ready();

@@ -16,7 +16,8 @@ import { CLASSES, formatMs, median, mib, MOBILENET, OUT, PIXELS, ROOT } from "./
 
 const PROFILE_MARK = "@@lantern-bench ";
 
-interface ProfileEvent {
+/** One event of onnxruntime's profiler (`enableProfiling`). */
+export interface ProfileEvent {
   cat: string;
   name: string;
   dur: number;
@@ -25,7 +26,7 @@ interface ProfileEvent {
 }
 
 /** The op type, with the kernel kind for convolutions: `FusedConv dw3×3`, `ConvTranspose 1×1`. */
-function opLabel(e: ProfileEvent): string {
+export function opLabel(e: ProfileEvent): string {
   const op = e.args?.op_name ?? "?";
   if (!/Conv/.test(op)) return op;
   const w = Object.values(e.args?.input_type_shape?.[1] ?? {})[0];

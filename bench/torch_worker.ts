@@ -30,10 +30,13 @@ export class TorchWorker {
   /** The greeting. */
   hello: Reply = {};
 
-  /** Start the worker with `threads` intra-op threads. */
-  constructor(threads: number) {
+  /**
+   * Start the worker with `threads` intra-op threads. `options.pythonArgs` runs another script
+   * that speaks the same protocol (a greeting line, then one JSON reply per request line).
+   */
+  constructor(threads: number, options: { pythonArgs?: readonly string[] } = {}) {
     this.#process = new Deno.Command(PYTHON, {
-      args: [TORCH_BENCH, "serve", "--threads", String(threads)],
+      args: [...(options.pythonArgs ?? [TORCH_BENCH, "serve", "--threads", String(threads)])],
       cwd: ROOT,
       stdin: "piped",
       stdout: "piped",

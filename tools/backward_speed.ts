@@ -33,14 +33,11 @@ import { loadOrt } from "../kernels/backend.ts";
 import { createSession, type GraphSession } from "../kernels/session.ts";
 import { type Tensor, tensor } from "../kernels/tensor.ts";
 import type { BackendInfo } from "../pipeline/types.ts";
+import { CLASSES, median, MOBILENET, PIXELS, RESNET50, ROOT } from "../bench/common.ts";
+import { opLabel, type ProfileEvent } from "../bench/profile.ts";
+import { TorchWorker } from "../bench/torch_worker.ts";
 
-const ROOT = new URL("..", import.meta.url).pathname.replace(/\/$/, "");
-const MODELS: Record<string, string> = {
-  mobilenet_v2: `${ROOT}/../shared/models/imagenet/mobilenet_v2_float32.onnx`,
-  resnet50: `${ROOT}/out/bench/resnet50.onnx`,
-};
-const CLASSES = 1000;
-const PIXELS = 3 * 224 * 224;
+const MODELS: Record<string, string> = { mobilenet_v2: MOBILENET, resnet50: RESNET50 };
 const MARK = "@@backward-speed ";
 
 type Case = "forward" | "input" | "layer";
@@ -192,12 +189,6 @@ async function openSession(
   };
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /**
  * The bench worker's cases timed by the process's CPU time on one thread (`--cpu`): what the
  * work costs, whatever else runs on the machine.
@@ -225,66 +216,6 @@ for line in sys.stdin:
     print(json.dumps(reply), flush=True)
 `;
 
-/** PyTorch's side, through the bench worker. */
-class Torch {
-  #proc: Deno.ChildProcess;
-  #lines: AsyncIterator<string>;
-  #writer: WritableStreamDefaultWriter<Uint8Array>;
-  private constructor(proc: Deno.ChildProcess, lines: AsyncIterator<string>) {
-    this.#proc = proc;
-    this.#lines = lines;
-    this.#writer = proc.stdin.getWriter();
-  }
-  static async start(threads: number, cpu: boolean): Promise<Torch> {
-    const proc = new Deno.Command("/usr/bin/python3", {
-      args: cpu
-        ? ["-c", TORCH_CPU_WORKER]
-        : [`${ROOT}/bench/torch_bench.py`, "serve", "--threads", String(threads)],
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "inherit",
-    }).spawn();
-    const lines = proc.stdout.pipeThrough(new TextDecoderStream()).pipeThrough(lineSplitter())
-      [Symbol.asyncIterator]();
-    const t = new Torch(proc, lines);
-    await t.#next();
-    return t;
-  }
-  async #next(): Promise<Record<string, unknown>> {
-    const r = await this.#lines.next();
-    if (r.done) throw new Error("Cannot talk to torch_bench.py: it exited");
-    const v = JSON.parse(r.value);
-    if (v.error) throw new Error(`torch_bench.py failed: ${v.error}`);
-    return v;
-  }
-  async ask(req: Record<string, unknown>): Promise<Record<string, unknown>> {
-    await this.#writer.write(new TextEncoder().encode(JSON.stringify(req) + "\n"));
-    return await this.#next();
-  }
-  async close(): Promise<void> {
-    await this.ask({ op: "quit" }).catch(() => {});
-    await this.#writer.close().catch(() => {});
-    await this.#proc.status;
-  }
-}
-
-function lineSplitter(): TransformStream<string, string> {
-  let buf = "";
-  return new TransformStream({
-    transform(chunk, ctl) {
-      buf += chunk;
-      let i;
-      while ((i = buf.indexOf("\n")) >= 0) {
-        ctl.enqueue(buf.slice(0, i));
-        buf = buf.slice(i + 1);
-      }
-    },
-    flush(ctl) {
-      if (buf) ctl.enqueue(buf);
-    },
-  });
-}
-
 const TORCH_CASE: Record<Case, string> = { forward: "forward", input: "grad", layer: "gradcam" };
 
 async function timeCases(o: Options): Promise<void> {
@@ -296,7 +227,10 @@ async function timeCases(o: Options): Promise<void> {
   const baseline: Build | undefined = o.baseline
     ? (await import(`${o.baseline}/graph/autodiff.ts`)).buildGradientGraph
     : undefined;
-  const torch = o.torch ? await Torch.start(o.threads, o.cpu) : undefined;
+  const torch = o.torch
+    ? new TorchWorker(o.threads, o.cpu ? { pythonArgs: ["-c", TORCH_CPU_WORKER] } : {})
+    : undefined;
+  await torch?.start();
   const rows: string[][] = [];
   const results: unknown[] = [];
   try {
@@ -305,7 +239,7 @@ async function timeCases(o: Options): Promise<void> {
       const { input } = inputs(model);
       let targets: number[] = [];
       if (torch) {
-        const r = await torch.ask({
+        const r = await torch.request({
           op: "load",
           model: name,
           onnx: MODELS[name],
@@ -334,7 +268,7 @@ async function timeCases(o: Options): Promise<void> {
           // Warm-up, then one repetition of each side in turn.
           await sNow.run(fNow, now.fetches);
           if (sBefore) await sBefore.run(fBefore!, before!.fetches);
-          if (torch) await torch.ask(tq);
+          if (torch) await torch.request(tq);
           const t: { now: number[]; before: number[]; torch: number[] } = {
             now: [],
             before: [],
@@ -350,7 +284,7 @@ async function timeCases(o: Options): Promise<void> {
               await sBefore.run(fBefore!, before!.fetches);
               t.before.push(clock() - t0);
             }
-            if (torch) t.torch.push((await torch.ask(tq)).ms as number);
+            if (torch) t.torch.push((await torch.request(tq)).ms as number);
           }
           const m = { now: median(t.now), before: median(t.before), torch: median(t.torch) };
           // Per repetition, then the median: robust to load that changes between repetitions.
@@ -408,23 +342,6 @@ async function timeCases(o: Options): Promise<void> {
 // Profile: onnxruntime's per-node times, by op type, in a child process (the profiler prints
 // its events to stdout).
 // ---------------------------------------------------------------------------------------------
-
-interface ProfileEvent {
-  cat: string;
-  name: string;
-  dur: number;
-  ts: number;
-  args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] };
-}
-
-function opLabel(e: ProfileEvent): string {
-  const op = e.args?.op_name ?? "?";
-  if (!/Conv/.test(op)) return op;
-  const w = Object.values(e.args?.input_type_shape?.[1] ?? {})[0];
-  if (!w || w.length !== 4) return op;
-  const depthwise = w[1] === 1 && w[0] > 1;
-  return `${op} ${depthwise ? "dw" : ""}${w[2]}x${w[3]}`;
-}
 
 async function profileChild(o: Options, spec: string): Promise<void> {
   const [name, which, batchText] = spec.split(":");
