@@ -168,7 +168,7 @@ export function buildCli(): Command {
     .option("--hostname <host>", "interface to listen on", "127.0.0.1")
     .option("--model <name=path>", "allow-listed model, NAME=PATH_OR_URL (repeatable)", collect, [])
     .option("--config <file>", "server config YAML (models, default_model, limits, log)")
-    .option("--backend <name>", "auto | wasm | webgpu, for --model entries")
+    .option("--backend <name>", "auto | wasm | webgpu | native, for --model entries")
     .option("--quiet", "no request logs")
     .action(async (opts) => {
       const { serve } = await import("./serve.ts");
