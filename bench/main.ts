@@ -15,6 +15,7 @@
  *   deno task bench --only fwd+bwd   # cases whose name contains the substring
  *   deno task bench --only cold      # cold start only
  *   deno task bench --only load      # the HTTP service under load only
+ *   deno task bench --only roofline  # the WASM and PyTorch GEMM peaks only
  *   deno task bench --engines wasm   # leave native onnxruntime out
  *   deno task bench --profile        # where Lantern's time goes in MobileNetV2 forward+backward
  *
@@ -40,6 +41,7 @@ import {
   torchCall,
 } from "./cases.ts";
 import { type ColdStart, coldStart } from "./cold_start.ts";
+import { forwardFlops, measureRoofline, type Roofline } from "./roofline.ts";
 import {
   command,
   delay,
@@ -258,6 +260,46 @@ function methodNotes(results: readonly CaseResult[]): string[] {
   return notes;
 }
 
+/**
+ * The peaks, and per model the fastest forward pass WASM could give at its peak next to the
+ * measured times: what bounds the WASM/PyTorch ratios.
+ */
+function rooflineNotes(
+  r: Roofline,
+  results: readonly CaseResult[],
+  flops: Record<string, number>,
+): string[] {
+  const g = (v: number) => v.toFixed(1);
+  const fma = r.wasm_fma
+    ? `; with relaxed-SIMD FMA ${g(r.wasm_fma.one)} / ${g(r.wasm_fma.all)} (${r.wasm_fma.tile})`
+    : "; relaxed SIMD unavailable";
+  const notes = [
+    `roofline, GFLOP/s on 1 / ${r.threads} threads: WASM SIMD128 GEMM kernel ${g(r.wasm.one)} / ${
+      g(r.wasm.all)
+    } (${r.wasm.tile} tile)${fma}; PyTorch sgemm (n=1024) ${g(r.torch.one)} / ${g(r.torch.all)}`,
+  ];
+  const peak = Math.max(r.wasm.all, r.wasm_fma?.all ?? 0);
+  for (const [model, f] of Object.entries(flops)) {
+    for (const batch of [1, 16]) {
+      const c = results.find((x) => x.model === model && x.kind === "forward" && x.batch === batch);
+      if (!c) continue;
+      const at = (side: SideName) => {
+        const ms = c.sides[side]?.median_ms;
+        return ms ? `${side} ${formatMs(ms)} ms (${g(f * batch / ms / 1e6)} GFLOP/s)` : "";
+      };
+      const floor = f * batch / peak / 1e6;
+      notes.push(
+        `  ${model} forward b${batch}, ${g(f * batch / 1e9)} GFLOP: at the WASM peak ≥ ${
+          formatMs(floor)
+        } ms = ${(floor / c.sides.torch!.median_ms).toFixed(2)}× PyTorch; measured ${
+          [at("wasm"), at("native"), at("torch")].filter(Boolean).join(", ")
+        }`,
+      );
+    }
+  }
+  return notes;
+}
+
 function coldTable(cold: readonly ColdStart[]): string[] {
   return cold.map((c) =>
     `cold start, MobileNetV2 Grad-CAM on one photo via the CLI, --backend ${c.backend} (${c.used}): ` +
@@ -335,7 +377,8 @@ async function bench(options: Options): Promise<void> {
   const cases = suite(options.quick).filter((c) => !only || caseName(c).includes(only));
   const runCold = !options.quick && (!only || "cold start".includes(only));
   const runLoad = !options.quick && (!only || "load test".includes(only));
-  if (!cases.length && !runCold && !runLoad) {
+  const runRoofline = !options.quick && (!only || "roofline".includes(only));
+  if (!cases.length && !runCold && !runLoad && !runRoofline) {
     throw new Error(`Cannot run bench: no case name contains "${only}"`);
   }
   await Deno.mkdir(OUT, { recursive: true });
@@ -345,7 +388,9 @@ async function bench(options: Options): Promise<void> {
   const setup: Record<string, unknown> = {};
   let ortVersion = "", hello: Record<string, unknown> = {};
   const engines = new Set<Engine>(["wasm"]);
-  if (cases.length) {
+  let roofline: Roofline | undefined;
+  const flops: Record<string, number> = {};
+  if (cases.length || runRoofline) {
     const torch = new TorchWorker(threads);
     hello = await torch.start();
     console.log(
@@ -358,7 +403,12 @@ async function bench(options: Options): Promise<void> {
       for (const name of [...new Set(cases.map((c) => c.model))]) {
         const loaded = await loadModel(name, torch, options.engines);
         for (const e of Object.keys(loaded.models) as Engine[]) engines.add(e);
+        flops[name] = forwardFlops(
+          loaded.models.wasm!.onnx,
+          await loaded.models.wasm!.tensors(),
+        );
         setup[name] = {
+          forward_gflop: flops[name] / 1e9,
           open_ms: loaded.openMs,
           top1_agree: loaded.top1Agree,
           missing: loaded.missing,
@@ -389,6 +439,10 @@ async function bench(options: Options): Promise<void> {
         }
         for (const model of Object.values(loaded.models)) await model.dispose();
       }
+      if (runRoofline) {
+        console.log("roofline: GEMM peaks of WASM SIMD128 and PyTorch …");
+        roofline = await measureRoofline(torch, threads);
+      }
     } finally {
       await torch.close();
     }
@@ -417,6 +471,7 @@ async function bench(options: Options): Promise<void> {
     );
     for (const line of methodNotes(results)) console.log(line);
   }
+  if (roofline) { for (const line of rooflineNotes(roofline, results, flops)) console.log(line); }
   for (const line of coldTable(cold)) console.log(line);
   if (load) {
     console.log(
@@ -461,6 +516,7 @@ async function bench(options: Options): Promise<void> {
         wasm_heap_bytes: wasmHeapBytes(),
         setup,
         cases: results,
+        roofline: roofline ?? null,
         cold_start: cold,
         load_test: load ?? null,
         wall_s: wall,

@@ -25,6 +25,9 @@ line. Requests:
         is reported as "segmentation_ms"), then runs the S perturbed inputs through the model
         K at a time and returns the time of the S forward passes (mask fill, forward, softmax)
         in ms.
+    {"op": "gemm", "n": N, "threads": [T, ...]}
+        returns "gflops": torch.mm's GFLOP/s on n×n matrices for each thread count (the
+        roofline of `bench/roofline.ts`); the worker's thread count is restored after.
     {"op": "quit"}
 
 Every case runs in float32 (torch eager, no JIT) on `--threads` intra-op threads. Parameters have
@@ -427,6 +430,19 @@ class Worker:
                 "segments": int(labels.max()) + 1, "first_probability": float(probs[0])}
 
 
+def sgemm_gflops(n, threads, reps=7):
+    """GFLOP/s of torch.mm on two random n×n float32 matrices with `threads` threads (median)."""
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        times.append(time.perf_counter() - t0)
+    return 2 * n**3 / sorted(times)[reps // 2] / 1e9
+
+
 def serve(threads):
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
@@ -458,6 +474,9 @@ def serve(threads):
                 reply = worker.actmax(req)
             elif req["op"] == "lime":
                 reply = worker.lime(req)
+            elif req["op"] == "gemm":
+                reply = {"gflops": [sgemm_gflops(req["n"], t) for t in req["threads"]]}
+                torch.set_num_threads(threads)
             else:
                 raise ValueError(f'Cannot serve request: unknown op "{req["op"]}"')
             if memory:

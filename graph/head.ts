@@ -80,8 +80,21 @@ function constantIntValues(graph: GraphProto, name: string): number[] | undefine
   return undefined;
 }
 
-/** Walk back from the scores output to the global pooling that feeds it. */
+const heads = new WeakMap<ModelProto, Map<string, HeadResult>>();
+
+/**
+ * Walk back from the scores output to the global pooling that feeds it. Memoized per decoded
+ * model: the walk indexes every node (~3 ms on MobileNetV2), as much as a Grad-CAM's own math.
+ */
 export function findHead(model: ModelProto, output: string): HeadResult {
+  let perModel = heads.get(model);
+  if (!perModel) heads.set(model, perModel = new Map());
+  let found = perModel.get(output);
+  if (!found) perModel.set(output, found = walkToHead(model, output));
+  return found;
+}
+
+function walkToHead(model: ModelProto, output: string): HeadResult {
   const graph = model.graph!;
   const prod = producers(graph);
   const cons = consumers(graph);
