@@ -7,6 +7,7 @@
  * @module
  */
 import { decodeModel } from "../graph/onnx_io.ts";
+import { WebWorker } from "../kernels/backend.ts";
 import type { TensorInfo } from "../pipeline/types.ts";
 import { hasRelaxedSimd, measureGemm, TILES } from "./wasm_gemm.ts";
 import type { TorchWorker } from "./torch_worker.ts";
@@ -33,9 +34,11 @@ export interface Roofline {
 type Kernel = { fma: boolean; mr: number; nv: number; seconds: number };
 
 async function onThreads(threads: number, kernel: Kernel): Promise<number> {
+  const Web = WebWorker;
+  if (!Web) throw new Error("Cannot measure the WASM kernel on threads: no Worker here");
   const workers = Array.from(
     { length: threads },
-    () => new Worker(new URL("./roofline_worker.ts", import.meta.url), { type: "module" }),
+    () => new Web(new URL("./roofline_worker.ts", import.meta.url), { type: "module" }),
   );
   try {
     const results = await Promise.all(workers.map((w) =>

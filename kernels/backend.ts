@@ -210,6 +210,13 @@ export async function chooseBackend(request: BackendRequest): Promise<BackendInf
   return wasm(`${noGpu}; native is unavailable: ${native.reason}`);
 }
 
+/**
+ * The host's Web `Worker`, captured before onnxruntime-web loads: its Emscripten runtime replaces
+ * the global with Node's worker_threads `Worker` (no `self`, no Deno permissions) when it starts
+ * its threads. Undefined where the runtime has no workers.
+ */
+export const WebWorker: typeof Worker | undefined = globalThis.Worker;
+
 const ortModules = new Map<string, Promise<Ort>>();
 
 // A one-node Identity model: creating a session on it initializes onnxruntime-web's WASM heap.
@@ -270,15 +277,17 @@ export function sessionOptions(backend: BackendInfo): InferenceSession.SessionOp
     executionProviders: executionProviders(backend),
     graphOptimizationLevel: "all",
   };
+  // Idle pool threads sleep instead of spinning. Every session has its own pool, and a method
+  // alternates sessions (the forward pass, then the gradient graph): one session's spinning
+  // threads then take the cores from the next. Native MobileNetV2 Grad-CAM after its forward pass:
+  // 20.9 ms spinning, 8.0 ms not. On WASM, runs with idle gaps between them (a server, the
+  // bench's turns) fell into 30–38 ms stretches instead of 20–24 ms (median of 50 forward passes,
+  // 4 processes each). Back-to-back runs of one native session lose up to ~1 ms (4–5 ms forward).
+  options.extra = { session: { intra_op: { allow_spinning: "0" } } };
   // onnxruntime-web takes its thread count from env.wasm.numThreads; native takes it per session.
   if (backend.name === "native") {
     options.intraOpNumThreads = backend.threads ?? hardwareThreads();
     options.interOpNumThreads = 1;
-    // Every session has its own thread pool, whose threads spin after a run. A method alternates
-    // sessions (the forward pass, then the gradient graph), and one session's spinning threads
-    // then take the cores from the next: a MobileNetV2 Grad-CAM after its forward pass took 20.9
-    // ms spinning, 8.0 ms not; a session run back to back alone loses ~0.5 ms.
-    options.extra = { session: { intra_op: { allow_spinning: "0" } } };
   }
   return options;
 }

@@ -20,6 +20,7 @@
  */
 import { z } from "zod";
 import { type Tensor, tensor, toCpu } from "../kernels/tensor.ts";
+import { WebWorker } from "../kernels/backend.ts";
 import { LanternError, ParamError } from "./errors.ts";
 import { type GradientRequest, type GradientResult, gradients } from "./gradients.ts";
 import type { AnyPlugin, MethodInput, MethodPlugin, PluginKind } from "./plugin.ts";
@@ -139,10 +140,6 @@ export function sandboxError(plugin: string, error: WireError): Error {
   if (error.name === "ParamError" && error.key) return new ParamError(error.key, first);
   return new LanternError(`Plugin "${plugin}" (sandboxed) failed: ${first}`);
 }
-
-// onnxruntime-web's Emscripten runtime replaces the global Worker with Node's worker_threads
-// Worker (no `self`, no Deno permissions) when it starts its threads: keep the web one.
-const WebWorker: typeof Worker | undefined = globalThis.Worker;
 
 const SPECIFIER =
   /(?:^|[;\s}])(?:import|export)\s+(?:type\s+)?(?:[\w*{}\s,$]+?\s+from\s+)?["']([^"']+)["']/g;
