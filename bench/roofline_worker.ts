@@ -4,6 +4,7 @@
  *
  * @module
  */
+/// <reference lib="deno.worker" />
 import { measureGemm } from "./wasm_gemm.ts";
 
 self.onmessage = (

@@ -4,7 +4,15 @@ import { onnxModel } from "../plugins/model/onnx.ts";
 import { loadModelBytes, sha256Hex } from "../plugins/model/source.ts";
 import { batchItem, concatBatch, tensor } from "../kernels/tensor.ts";
 import { Random } from "../kernels/random.ts";
-import { EMOTION, HAS_MOBILENET, maxAbsError, MOBILENET } from "./_helpers.ts";
+import { EMOTION, HAS_MOBILENET, maxAbsError, MOBILENET, ROOT } from "./_helpers.ts";
+
+function existsSync(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
 
 const EMOTION_SHA = "4decf57fea4ad825a833f4d7892dfe37c568fd3bc93c157f717d4b0ba385054e";
 
@@ -26,6 +34,47 @@ Deno.test(
     await model.dispose();
   },
 );
+
+Deno.test("static shape inference gives the probe's shapes on every fixture architecture", async () => {
+  const files = [
+    ...[...Deno.readDirSync(`${ROOT}/tests/fixtures/torch`)]
+      .map((d) => `${ROOT}/tests/fixtures/torch/${d.name}/model.onnx`)
+      .filter((f) => existsSync(f)),
+    ...[...Deno.readDirSync(`${ROOT}/tests/fixtures/ops`)]
+      .filter((f) => f.name.endsWith(".onnx"))
+      .map((f) => `${ROOT}/tests/fixtures/ops/${f.name}`),
+    EMOTION,
+  ];
+  assert.ok(files.length >= 28, `${files.length} fixtures`);
+  if (HAS_MOBILENET) files.push(MOBILENET);
+  const probeFailed: string[] = [];
+  for (const file of files.sort()) {
+    const model = await openModel(Deno.readFileSync(file), { backend: "wasm" });
+    try {
+      // Every architecture and op fixture is inferred statically: none needs the probe run.
+      const inferred = model.inferredTensors();
+      assert.ok(inferred, `${file}: static inference left a shape unknown`);
+      const probe = await model.probeTensors();
+      assert.deepEqual(inferred.map((t) => [t.name, t.op]), probe.map((t) => [t.name, t.op]));
+      // The probe leaves every shape unknown (-1) where onnxruntime refuses the graph that exposes
+      // every tensor (ShuffleNet: its channel-shuffle Split outputs); static inference does not.
+      const known = probe.filter((t) => t.op !== "input" && t.shape[0] !== -1);
+      if (!known.length) {
+        probeFailed.push(file);
+        continue;
+      }
+      assert.deepEqual(
+        known.map((t) => `${t.name}: ${inferred.find((u) => u.name === t.name)!.shape}`),
+        known.map((t) => `${t.name}: ${t.shape}`),
+        file,
+      );
+      assert.equal(await model.tensors(), await model.tensors());
+    } finally {
+      await model.dispose();
+    }
+  }
+  assert.deepEqual(probeFailed.map((f) => f.split("/").at(-2)), ["shufflenet_v2"]);
+});
 
 Deno.test("intermediate tensors are read by name, for a batch as for single images", async () => {
   const model = await openModel(Deno.readFileSync(EMOTION), { name: "emotion", backend: "wasm" });

@@ -787,7 +787,9 @@ function inferNode(node: NodeProto, info: ShapeInfo): TensorInfo[] {
   }
 }
 
+/** a + b; a symbolic dim plus 0 (a Pad that leaves the batch axis alone) stays itself. */
 function addDim(a: Dim, b: Dim): Dim {
+  if (b === 0) return a;
   return typeof a === "number" && typeof b === "number" ? a + b : null;
 }
 

@@ -13,6 +13,7 @@ import {
   valueInfoDims,
   withOutputs,
 } from "../../graph/onnx_io.ts";
+import { type Dim, inferShapes } from "../../graph/rules/shapes.ts";
 import type { BackendRequest } from "../../kernels/backend.ts";
 import { chooseBackend } from "../../kernels/backend.ts";
 import { createSession, type GraphSession, type SessionOptions } from "../../kernels/session.ts";
@@ -171,17 +172,56 @@ export class OnnxModel implements Model {
     }
   }
 
-  /** Every tensor with its producing op and its shape at batch 1, from one probe forward pass. */
+  /**
+   * Every tensor with its producing op and its shape at batch 1: from static shape inference
+   * (`graph/rules/shapes.ts`, a few ms) when it gives every shape, else from one probe forward
+   * pass. The probe costs a session that exposes every tensor and a run: 370 ms on MobileNetV2
+   * and 665 ms on ResNet-50 on WASM, a third of a cold start.
+   */
   tensors(): Promise<readonly TensorInfo[]> {
-    this.#tensors ??= this.#probeTensors();
+    this.#tensors ??= Promise.resolve(this.inferredTensors() ?? this.probeTensors());
     return this.#tensors;
   }
 
-  async #probeTensors(): Promise<readonly TensorInfo[]> {
-    const graph = this.proto.graph!;
-    const named = graph.node.flatMap((node) =>
+  #namedOutputs() {
+    return this.proto.graph!.node.flatMap((node) =>
       node.output.filter((o) => o).map((o) => ({ name: o, node }))
     );
+  }
+
+  /** Every tensor with its shape at batch 1 from static inference; undefined if any stays unknown. */
+  inferredTensors(): readonly TensorInfo[] | undefined {
+    const info = inferShapes(this.proto.graph!);
+    const batch = info.get(this.inputName).dims?.[0];
+    // A symbolic dim is a product of numbers and names; only the batch name is known (1).
+    const resolve = (d: Dim): number | undefined => {
+      if (typeof d === "number") return d >= 0 ? d : undefined;
+      if (typeof d !== "string") return undefined;
+      let v = 1;
+      for (const f of d.split("*")) v *= /^\d+$/.test(f) ? Number(f) : f === batch ? 1 : NaN;
+      return Number.isFinite(v) ? v : undefined;
+    };
+    const shapeOf = (name: string) => {
+      const dims = info.get(name).dims?.map(resolve);
+      return dims?.every((d) => d !== undefined) ? dims as number[] : undefined;
+    };
+    const input = shapeOf(this.inputName);
+    if (!input) return undefined;
+    const out: TensorInfo[] = [{ name: this.inputName, op: "input", node: "", shape: input }];
+    for (const { name, node } of this.#namedOutputs()) {
+      const shape = shapeOf(name);
+      if (!shape) return undefined;
+      out.push({ name, op: node.opType, node: node.name, shape });
+    }
+    return out;
+  }
+
+  /**
+   * Every tensor with its shape at batch 1 from one probe forward pass that exposes them all (what
+   * {@linkcode OnnxModel.tensors} falls back to when static inference leaves a shape unknown).
+   */
+  async probeTensors(): Promise<readonly TensorInfo[]> {
+    const named = this.#namedOutputs();
     const dims = this.inputShape.map((d, i) => d > 0 ? d : i === 0 ? 1 : 224);
     // A throwaway session: the probe exposes every tensor, which no later run needs.
     const probe = await createSession(
