@@ -64,6 +64,15 @@ import { TorchWorker } from "./torch_worker.ts";
 /** Pause between sides so neither's idle worker threads still spin when the next starts. */
 const HANDOVER_MS = 30;
 /**
+ * Cases whose calls are short (one graph run) run each side's call once untimed right before
+ * each timed one. The first call after the other process has had the CPU is slow for reasons of
+ * the machine, not of either side: a 20 ms WASM MobileNetV2 forward took 65–75 ms right after a
+ * PyTorch call (30 ms gap; still 26–30 ms after a 500 ms gap) and 19–20 ms after one lead-in
+ * call; PyTorch's batch-1 calls showed the same after Lantern's. The method cases run for
+ * seconds, where one slow start is noise.
+ */
+const LEAD_IN_KINDS: ReadonlySet<Kind> = new Set(["forward", "grad", "gradcam"]);
+/**
  * Wall-clock budget of the model cases: no repetition beyond the first of a case starts if the
  * last one suggests it would end later than this. Cold start and the load test come after.
  */
@@ -145,6 +154,7 @@ async function runCase(
     if (i > 0 && performance.now() + pair > deadline) break;
     const start = performance.now();
     for (const [name, fn] of sides) {
+      if (LEAD_IN_KINDS.has(c.kind)) await fn(false, false);
       (runs[name] ??= []).push(await fn(false, i === 0));
       await delay(HANDOVER_MS);
     }
