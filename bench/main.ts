@@ -4,8 +4,8 @@
  * service under load.
  *
  * PyTorch runs in a worker process (`bench/torch_bench.py serve`) that answers one JSON request per
- * line. The sides alternate (Lantern WASM, Lantern native, PyTorch), so all see the same background
- * load, and never overlap: each gets the whole machine with the same thread count. Each side times
+ * line. The sides take turns per case (Lantern WASM, Lantern native, PyTorch: each its warm-ups and
+ * then its repetitions) and never overlap: each gets the whole machine with the same thread count. Each side times
  * its own work; the first timed result of each side is compared with PyTorch's, so the table also
  * shows that they computed the same thing (SmoothGrad, activation-max and LIME draw different
  * random numbers on the two sides and compare times only).
@@ -64,15 +64,6 @@ import { TorchWorker } from "./torch_worker.ts";
 /** Pause between sides so neither's idle worker threads still spin when the next starts. */
 const HANDOVER_MS = 30;
 /**
- * Cases whose calls are short (one graph run) run each side's call once untimed right before
- * each timed one. The first call after the other process has had the CPU is slow for reasons of
- * the machine, not of either side: a 20 ms WASM MobileNetV2 forward took 65–75 ms right after a
- * PyTorch call (30 ms gap; still 26–30 ms after a 500 ms gap) and 19–20 ms after one lead-in
- * call; PyTorch's batch-1 calls showed the same after Lantern's. The method cases run for
- * seconds, where one slow start is noise.
- */
-const LEAD_IN_KINDS: ReadonlySet<Kind> = new Set(["forward", "grad", "gradcam"]);
-/**
  * Wall-clock budget of the model cases: no repetition beyond the first of a case starts if the
  * last one suggests it would end later than this. Cold start and the load test come after.
  */
@@ -117,7 +108,7 @@ interface CaseResult {
 
 type SideFn = (warm: boolean, first: boolean) => Promise<RunOut>;
 
-/** Time case `c`: warm-ups, then repetitions of the sides in turn. */
+/** Time case `c`: each side in turn runs its warm-ups, then its repetitions. */
 async function runCase(
   m: Loaded,
   c: Case,
@@ -139,26 +130,31 @@ async function runCase(
     (warm, first) =>
       torchCall(torch, m, c, { warm, save: first && comparable(c.kind) ? savePath : undefined }),
   ]);
+  // Each side runs its warm-ups and then all its repetitions before the next side starts: the
+  // first calls after the other process has had the CPU are slow for reasons of the machine, not
+  // of either side (a 20 ms WASM MobileNetV2 forward took 65–75 ms right after a PyTorch call),
+  // and a side's own warm-ups absorb that when they come right before its timed calls.
   const firstMs: Partial<Record<SideName, number>> = {};
-  for (let i = 0; i < c.warmup; i++) {
-    for (const [name, fn] of sides) {
+  const runs: Partial<Record<SideName, RunOut[]>> = {};
+  for (const [name, fn] of sides) {
+    for (let i = 0; i < c.warmup; i++) {
       const t = performance.now();
       const out = await fn(true, false);
       if (i === 0) firstMs[name] = name === "torch" ? out.ms : performance.now() - t;
-      await delay(HANDOVER_MS);
     }
-  }
-  const runs: Partial<Record<SideName, RunOut[]>> = {};
-  let pair = 0;
-  for (let i = 0; i < c.reps; i++) {
-    if (i > 0 && performance.now() + pair > deadline) break;
-    const start = performance.now();
-    for (const [name, fn] of sides) {
-      if (LEAD_IN_KINDS.has(c.kind)) await fn(false, false);
+    // The budget is shared: each side gets the same number of repetitions as the first one got.
+    const reps = name === sides[0][0] ? c.reps : runs[sides[0][0]]!.length;
+    for (let i = 0; i < reps; i++) {
+      const start = performance.now();
       (runs[name] ??= []).push(await fn(false, i === 0));
-      await delay(HANDOVER_MS);
+      const each = performance.now() - start;
+      if (
+        name === sides[0][0] && i + 1 < reps && performance.now() + each * sides.length > deadline
+      ) {
+        break;
+      }
     }
-    pair = performance.now() - start;
+    await delay(HANDOVER_MS);
   }
   const result: CaseResult = {
     name: caseName(c),
