@@ -79,27 +79,38 @@ export function consumers(graph: GraphProto): Map<string, NodeProto[]> {
   return map;
 }
 
-/** A float tensor value info with unknown shape (enough for onnxruntime to emit an output). */
-export function floatOutput(name: string): GraphProto["output"][number] {
+/**
+ * A tensor value info of element type `elemType` (float by default) with unknown shape: enough for
+ * onnxruntime to emit an output.
+ */
+export function tensorOutput(
+  name: string,
+  elemType: number = TensorProto_DataType.FLOAT,
+): GraphProto["output"][number] {
   return create(ValueInfoProtoSchema, {
     name,
     type: create(TypeProtoSchema, {
-      value: {
-        case: "tensorType",
-        value: create(TypeProto_TensorSchema, { elemType: TensorProto_DataType.FLOAT }),
-      },
+      value: { case: "tensorType", value: create(TypeProto_TensorSchema, { elemType }) },
     }),
   });
 }
 
 /**
  * A shallow copy of `model` whose graph also outputs the tensors named in `names` (those already
- * outputs are kept once). The original model object is not modified.
+ * outputs are kept once), each declared with its element type from `options.types` (ONNX
+ * `TensorProto.DataType`; float when absent or 0: onnxruntime refuses a declared type that
+ * differs, e.g. a `Shape` output declared float). The original model object is not modified.
  */
-export function withOutputs(model: ModelProto, names: readonly string[]): ModelProto {
+export function withOutputs(
+  model: ModelProto,
+  names: readonly string[],
+  options: { types?: ReadonlyMap<string, number> } = {},
+): ModelProto {
   const graph = model.graph!;
   const have = new Set(graph.output.map((o) => o.name));
-  const extra = names.filter((n) => !have.has(n)).map((n) => floatOutput(n));
+  const extra = names.filter((n) => !have.has(n)).map((n) =>
+    tensorOutput(n, options.types?.get(n) || TensorProto_DataType.FLOAT)
+  );
   const newGraph = { ...graph, output: [...graph.output, ...extra] } as GraphProto;
   return { ...model, graph: newGraph } as ModelProto;
 }

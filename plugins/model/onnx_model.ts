@@ -93,6 +93,7 @@ export class OnnxModel implements Model {
   /** The decoded graph (weights are views into `onnx`). */
   readonly proto: ModelProto;
   #sessions = new Map<string, Promise<GraphSession>>();
+  #shapeInfo?: ReturnType<typeof inferShapes>;
   #tensors?: Promise<readonly TensorInfo[]>;
 
   /** Use {@linkcode openModel}. */
@@ -112,7 +113,7 @@ export class OnnxModel implements Model {
   session(extra: readonly string[]): Promise<GraphSession> {
     const key = [...new Set(extra)].sort().join("\u0000");
     return this.graphSession(`outputs:${key}`, () => {
-      const graph = withOutputs(this.proto, [...new Set(extra)]);
+      const graph = withOutputs(this.proto, [...new Set(extra)], { types: this.#types() });
       return extra.length ? encodeModel(graph) : this.onnx;
     });
   }
@@ -189,9 +190,20 @@ export class OnnxModel implements Model {
     );
   }
 
+  /** Static shape and type inference over the graph, once. */
+  #inferred(): ReturnType<typeof inferShapes> {
+    return this.#shapeInfo ??= inferShapes(this.proto.graph!);
+  }
+
+  /** Element types of the graph's tensors, where inference knows them. */
+  #types(): ReadonlyMap<string, number> {
+    const info = this.#inferred();
+    return new Map(this.#namedOutputs().map(({ name }) => [name, info.get(name).type]));
+  }
+
   /** Every tensor with its shape at batch 1 from static inference; undefined if any stays unknown. */
   inferredTensors(): readonly TensorInfo[] | undefined {
-    const info = inferShapes(this.proto.graph!);
+    const info = this.#inferred();
     const batch = info.get(this.inputName).dims?.[0];
     // A symbolic dim is a product of numbers and names; only the batch name is known (1).
     const resolve = (d: Dim): number | undefined => {
@@ -225,7 +237,7 @@ export class OnnxModel implements Model {
     const dims = this.inputShape.map((d, i) => d > 0 ? d : i === 0 ? 1 : 224);
     // A throwaway session: the probe exposes every tensor, which no later run needs.
     const probe = await createSession(
-      encodeModel(withOutputs(this.proto, named.map((n) => n.name))),
+      encodeModel(withOutputs(this.proto, named.map((n) => n.name), { types: this.#types() })),
       this.backend,
     ).catch(() => undefined);
     const shapes = new Map<string, readonly number[]>();
