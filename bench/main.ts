@@ -4,11 +4,11 @@
  * service under load.
  *
  * PyTorch runs in a worker process (`bench/torch_bench.py serve`) that answers one JSON request per
- * line. The sides take turns per case (Lantern WASM, Lantern native, PyTorch: each its warm-ups and
- * then its repetitions) and never overlap: each gets the whole machine with the same thread count. Each side times
- * its own work; the first timed result of each side is compared with PyTorch's, so the table also
- * shows that they computed the same thing (SmoothGrad, activation-max and LIME draw different
- * random numbers on the two sides and compare times only).
+ * line. The sides take turns per case (Lantern WASM, Lantern native, PyTorch: each its warm-ups
+ * and then its repetitions) and never overlap: each gets the whole machine with the same thread
+ * count. Each side times its own work; the first timed result of each side is compared with
+ * PyTorch's, so the table also shows that they computed the same thing (SmoothGrad,
+ * activation-max and LIME draw different random numbers on the two sides and compare times only).
  *
  *   deno task bench                  # full suite (≤ 15 minutes on 2 cores)
  *   deno task bench --quick          # MobileNetV2 only, fewer repetitions
@@ -409,10 +409,8 @@ async function bench(options: Options): Promise<void> {
       for (const name of [...new Set(cases.map((c) => c.model))]) {
         const loaded = await loadModel(name, torch, options.engines);
         for (const e of Object.keys(loaded.models) as Engine[]) engines.add(e);
-        flops[name] = forwardFlops(
-          loaded.models.wasm!.onnx,
-          await loaded.models.wasm!.tensors(),
-        );
+        const wasm = loaded.models.wasm!;
+        flops[name] = forwardFlops(wasm.proto.graph!, await wasm.tensors());
         setup[name] = {
           forward_gflop: flops[name] / 1e9,
           open_ms: loaded.openMs,

@@ -6,7 +6,7 @@
  *
  * @module
  */
-import { decodeModel } from "../graph/onnx_io.ts";
+import type { GraphProto } from "../graph/onnx_io.ts";
 import { WebWorker } from "../kernels/backend.ts";
 import type { TensorInfo } from "../pipeline/types.ts";
 import { hasRelaxedSimd, measureGemm, TILES } from "./wasm_gemm.ts";
@@ -76,8 +76,7 @@ export async function measureRoofline(torch: TorchWorker, threads: number): Prom
  * Multiply-add flops (2 per MAC) of one forward pass at batch 1 in Conv, ConvTranspose, Gemm and
  * MatMul nodes, which hold all but a fraction of a percent of a CNN's arithmetic.
  */
-export function forwardFlops(onnx: Uint8Array, tensors: readonly TensorInfo[]): number {
-  const graph = decodeModel(onnx).graph!;
+export function forwardFlops(graph: GraphProto, tensors: readonly TensorInfo[]): number {
   const shape = new Map(tensors.map((t) => [t.name, t.shape]));
   const dims = new Map(graph.initializer.map((t) => [t.name, t.dims.map(Number)]));
   const count = (s: readonly number[] | undefined) =>

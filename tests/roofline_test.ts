@@ -49,7 +49,7 @@ Deno.test({
     const model = await openModel(await Deno.readFile(MOBILENET), { backend: "wasm" });
     try {
       // torchvision's model card: 0.30 GFLOPS, counted as multiply-adds (2 flops each here).
-      const gmacs = forwardFlops(model.onnx, await model.tensors()) / 2e9;
+      const gmacs = forwardFlops(model.proto.graph!, await model.tensors()) / 2e9;
       assert.ok(Math.abs(gmacs - 0.30) < 0.005, `got ${gmacs} G multiply-adds`);
     } finally {
       await model.dispose();
