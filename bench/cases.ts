@@ -190,7 +190,8 @@ export async function loadModel(
   return loaded;
 }
 
-async function exportResnet50(): Promise<void> {
+/** Export the seed-0 ResNet-50 to `RESNET50` with `torch_bench.py export`, unless it is there. */
+export async function exportResnet50(): Promise<void> {
   try {
     Deno.statSync(RESNET50);
     return;

@@ -6,23 +6,14 @@
  *
  * Lantern and PyTorch repetitions alternate, so load on a shared machine hits both alike; the min
  * is the least disturbed run. PyTorch is `bench/torch_bench.py serve` with as many intra-op
- * threads as Lantern gets (`--threads`, else `navigator.hardwareConcurrency`). The first results of both sides are
- * compared (max |L − T| / max |T|), so a fast wrong answer shows.
+ * threads as Lantern gets (`--threads`, else `navigator.hardwareConcurrency`). The first results
+ * of both sides are compared (max |L − T| / max |T|), so a fast wrong answer shows.
  *
  * @module
  */
 import "../plugins/mod.ts";
-import { existsSync } from "node:fs";
-import {
-  CLASSES,
-  median,
-  MOBILENET,
-  OUT,
-  PYTHON,
-  relDiff,
-  RESNET50,
-  TORCH_BENCH,
-} from "../bench/common.ts";
+import { exportResnet50 } from "../bench/cases.ts";
+import { CLASSES, median, MOBILENET, OUT, relDiff, RESNET50 } from "../bench/common.ts";
 import { TorchWorker } from "../bench/torch_worker.ts";
 import { type BackendRequest, hardwareThreads } from "../kernels/backend.ts";
 import { decodeNpy } from "../kernels/npy.ts";
@@ -45,10 +36,7 @@ const threads = hardwareThreads();
 const torch = new TorchWorker(threads);
 console.log("torch", JSON.stringify(await torch.start()), `lantern threads ${threads}`);
 Deno.mkdirSync(OUT, { recursive: true });
-if (!existsSync(RESNET50)) {
-  const out = await new Deno.Command(PYTHON, { args: [TORCH_BENCH, "export", RESNET50] }).output();
-  if (!out.success) throw new Error("Cannot export ResNet-50: torch_bench.py export failed");
-}
+if (!only || "resnet50".includes(only)) await exportResnet50();
 
 const gradcam = getPlugin("method", "gradcam") as MethodPlugin<unknown>;
 const lines: string[] = [];
