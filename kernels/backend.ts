@@ -17,6 +17,7 @@
  * @module
  */
 import type { InferenceSession } from "onnxruntime-web";
+import { firstLine } from "../pipeline/errors.ts";
 import type { BackendInfo } from "../pipeline/types.ts";
 import { readEnv, reservePages, withReservedMemory } from "./wasm_memory.ts";
 
@@ -93,6 +94,8 @@ interface DenoLike {
 }
 
 let nativePromise: Promise<{ report: NativeReport; ort?: Ort }> | undefined;
+/** onnxruntime-node, loaded once (or the reason it cannot be). */
+const native = () => nativePromise ??= loadNative();
 
 // Not a literal in `import()`: a literal would put onnxruntime-node (288 MB of binaries for every
 // platform) in the static module graph, so `deno cache`, `deno compile` and edge deploys of any
@@ -150,8 +153,7 @@ async function loadNative(): Promise<{ report: NativeReport; ort?: Ort }> {
 
 /** Try once per process to load the native onnxruntime; say whether it can be used and why. */
 export async function probeNative(): Promise<NativeReport> {
-  nativePromise ??= loadNative();
-  return (await nativePromise).report;
+  return (await native()).report;
 }
 
 /** Decide which backend serves `request`, and say why. */
@@ -242,8 +244,7 @@ export function loadOrt(backend: BackendInfo): Promise<Ort> {
   if (!mod) {
     mod = (async () => {
       if (key === "native") {
-        nativePromise ??= loadNative();
-        const { ort, report } = await nativePromise;
+        const { ort, report } = await native();
         if (!ort) throw new Error(`Cannot use backend "native": ${report.reason}`);
         return ort;
       }
@@ -290,8 +291,4 @@ export function sessionOptions(backend: BackendInfo): InferenceSession.SessionOp
     options.interOpNumThreads = 1;
   }
   return options;
-}
-
-function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split("\n")[0];
 }

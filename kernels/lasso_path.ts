@@ -17,6 +17,8 @@
  * @module
  */
 import type { Design } from "./ridge.ts";
+import { roundHalfEven } from "./resize.ts";
+import { weightedMeans } from "./weighted_means.ts";
 
 /** Options of {@linkcode lassoPath}. */
 export interface LassoPathOptions {
@@ -42,10 +44,7 @@ const FLOAT32_EPS = 1.1920928955078125e-7;
 
 // numpy's `around(v, 15)`: scale, round half to even, unscale.
 function around15(v: number): number {
-  const s = v * 1e15;
-  const r = Math.round(s);
-  const even = Math.abs(s % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-  return even / 1e15;
+  return roundHalfEven(v * 1e15) / 1e15;
 }
 
 // Cholesky factor (lower, row-major m×m) of the Gram matrix of columns `cols`.
@@ -239,29 +238,21 @@ export function lassoPath(
 
 /**
  * LIME's `lasso_path` selection (`LimeBase.feature_selection`): centre the design and the target
- * on their `weights`-weighted means, scale rows by √weight, walk the lasso path, and keep the
+ * on their `weights`-weighted means (unit weights when absent), scale rows by √weight, walk the lasso path, and keep the
  * nonzero coefficients of the last breakpoint (smallest α) with at most `count` of them; the
  * first breakpoint after β = 0 when none has so few.
  */
 export function lassoPathSelect(
   design: Design,
   y: ArrayLike<number>,
-  options: { weights: ArrayLike<number>; count: number },
+  options: { weights?: ArrayLike<number>; count: number },
 ): number[] {
   const { rows: n, cols: p, data } = design;
   const w = options.weights;
-  let wsum = 0, ymean = 0;
-  const xmean = new Float64Array(p);
-  for (let i = 0; i < n; i++) {
-    wsum += w[i];
-    ymean += w[i] * y[i];
-    for (let j = 0; j < p; j++) xmean[j] += w[i] * data[i * p + j];
-  }
-  ymean /= wsum;
-  for (let j = 0; j < p; j++) xmean[j] /= wsum;
+  const { ymean, xmean } = weightedMeans(design, y, { weights: w });
   const xw = new Float64Array(n * p), yw = new Float64Array(n);
   for (let i = 0; i < n; i++) {
-    const s = Math.sqrt(w[i]);
+    const s = w ? Math.sqrt(w[i]) : 1;
     yw[i] = (y[i] - ymean) * s;
     for (let j = 0; j < p; j++) xw[i * p + j] = (data[i * p + j] - xmean[j]) * s;
   }

@@ -215,8 +215,8 @@ export function resizeBilinear<T extends AnyImage>(image: T, size: Size): T {
   return { ...image, width, height, data };
 }
 
-/** Python's `round` on a float: halves go to the even neighbour. */
-function roundHalfEven(x: number): number {
+/** Python's `round` on a float (numpy's `around`): halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
   const r = Math.round(x);
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -13,6 +13,7 @@
  * @module
  */
 import { lassoPathSelect } from "./lasso_path.ts";
+import { weightedMeans } from "./weighted_means.ts";
 
 /** A dense design matrix, row-major. */
 export interface Design {
@@ -52,16 +53,7 @@ export function weightedRidge(
   const d = columns.length;
   const alpha = options.alpha ?? 1;
   const wt = (i: number) => options.weights ? options.weights[i] : 1;
-  let wsum = 0, ymean = 0;
-  const xmean = new Float64Array(d);
-  for (let i = 0; i < rows; i++) {
-    const wi = wt(i);
-    wsum += wi;
-    ymean += wi * y[i];
-    for (let j = 0; j < d; j++) xmean[j] += wi * data[i * cols + columns[j]];
-  }
-  ymean /= wsum;
-  for (let j = 0; j < d; j++) xmean[j] /= wsum;
+  const { ymean, xmean } = weightedMeans(design, y, { weights: options.weights, columns });
   const a = new Float64Array(d * d), b = new Float64Array(d);
   const xc = new Float64Array(d);
   for (let i = 0; i < rows; i++) {
@@ -167,8 +159,7 @@ export function selectFeatures(
     ? (count <= 6 ? "forward_selection" : "highest_weights")
     : options.method;
   if (method === "lasso_path") {
-    const weights = options.weights ?? new Float64Array(design.rows).fill(1);
-    return lassoPathSelect(design, y, { weights, count });
+    return lassoPathSelect(design, y, { weights: options.weights, count });
   }
   if (method === "none" || count >= design.cols) return all;
   if (method === "highest_weights") {

@@ -13,7 +13,8 @@
  */
 import { chooseBackend, loadOrt, type Ort, sessionOptions } from "./backend.ts";
 import type { BackendRequest } from "./backend.ts";
-import { defaultLayout, type GpuData, type Tensor, tensor } from "./tensor.ts";
+import { defaultLayout, type GpuData, type Tensor, tensor, toCpu } from "./tensor.ts";
+import { firstLine } from "../pipeline/errors.ts";
 import type { BackendInfo } from "../pipeline/types.ts";
 
 /** A compiled graph that maps named input tensors to named output tensors. */
@@ -70,7 +71,7 @@ export async function createSession(
       if (t.location === "gpu" && backend.name === "webgpu" && handle instanceof ort.Tensor) {
         ortFeeds[name] = handle;
       } else {
-        const data = t.location === "gpu" && t.gpu ? await t.gpu.download() : t.data;
+        const data = t.location === "gpu" ? (await toCpu(t)).data : t.data;
         ortFeeds[name] = new ort.Tensor("float32", data, t.dims as number[]);
       }
     }
@@ -143,8 +144,4 @@ const ONE_BYTE = new Uint8Array(1);
 async function macrotask(): Promise<void> {
   if (globalThis.crypto?.subtle) await crypto.subtle.digest("SHA-256", ONE_BYTE);
   else await new Promise((resolve) => setTimeout(resolve, 0));
-}
-
-function firstLine(e: unknown): string {
-  return String((e as Error)?.message ?? e).split("\n")[0];
 }

@@ -54,3 +54,8 @@ export function didYouMean(name: string, candidates: Iterable<string>): string {
   const near = closestMatches(name, candidates);
   return near.length ? ` — did you mean ${near.map((n) => `'${n}'`).join(", ")}?` : "";
 }
+
+/** The first line of an error's message (or of `String(e)` for a non-Error): one-line reports. */
+export function firstLine(e: unknown): string {
+  return String((e as Error)?.message ?? e).split("\n")[0];
+}

@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { didYouMean, LanternError } from "./errors.ts";
+import { didYouMean, firstLine, LanternError } from "./errors.ts";
 import { type AnyPlugin, isPlugin, type PluginKind } from "./plugin.ts";
 import { toFileUrl } from "./paths.ts";
 import { checkSandboxSource, SandboxHost } from "./sandbox.ts";
@@ -91,7 +91,7 @@ async function importModule(url: URL, label: string): Promise<AnyPlugin[]> {
   try {
     mod = await import(url.href);
   } catch (e) {
-    const msg = String((e as Error).message ?? e).split("\n")[0];
+    const msg = firstLine(e);
     throw new LanternError(`Cannot load plugin module "${label}": ${msg}`);
   }
   return Object.values(mod).filter(isPlugin);

@@ -8,7 +8,7 @@
  * @module
  */
 import { attrInt } from "../builder.ts";
-import { isStatic, windowParams } from "./shapes.ts";
+import { type ConvWindow, isStatic, windowParams } from "./shapes.ts";
 import { needRank, type Rule, rule, type RuleContext, RuleError } from "./common.ts";
 
 /**
@@ -88,14 +88,6 @@ export function transposedWindow(
 /** Large enough to mean "past the start" in a reversing Slice, exact as a double. */
 const BEFORE_START = -(2 ** 62);
 
-/** Window parameters of a Conv with resolved pads. */
-interface ConvWindow {
-  kernel: number[];
-  strides: number[];
-  dilations: number[];
-  pads: { begin: number[]; end: number[] };
-}
-
 /**
  * The kernel `[M, C/g, k…]` of a conv with `group` groups rearranged to `[C, M/g, k…]`, the
  * kernel of a conv that maps dy's M channels back to x's C channels.
@@ -156,6 +148,6 @@ export const CONV_RULES: Record<string, Rule> = {
     const window = { ...wp, pads: wp.pads };
     const fast = strideOneBackward(c, window, group);
     if (fast) return [fast];
-    return [transposedWindow(c, { g: c.dy[0]!, w, x, y, ...wp, pads: wp.pads, group })];
+    return [transposedWindow(c, { g: c.dy[0]!, w, x, y, ...window, group })];
   }),
 };

@@ -13,7 +13,7 @@
  * @module
  */
 import { attrInt } from "../builder.ts";
-import { isStatic, prodDims, windowParams } from "./shapes.ts";
+import { type ConvWindow, isStatic, prodDims, windowParams } from "./shapes.ts";
 import { needRank, reshapeLike, type Rule, rule, type RuleContext, RuleError } from "./common.ts";
 import { transposedWindow } from "./conv.ts";
 
@@ -36,7 +36,7 @@ function oneHotKernels(c: RuleContext, kernel: readonly number[]): string {
 /** Extra end padding so the last (ceil-mode) window lies inside the padded input. */
 function unfoldEndPads(
   c: RuleContext,
-  wp: NonNullable<ReturnType<typeof windowParams>> & { pads: { begin: number[]; end: number[] } },
+  wp: ConvWindow,
   ceil: boolean,
 ): number[] {
   const xd = c.info.get(c.node.input[0]).dims?.slice(2);

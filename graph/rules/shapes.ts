@@ -167,13 +167,19 @@ export function resolvePads(
   return { begin, end };
 }
 
-/** Kernel, strides, dilations and pads of a Conv/ConvTranspose/pool node. */
-export function windowParams(node: NodeProto, info: ShapeInfo): {
+/** Kernel, strides, dilations and resolved pads of a Conv/ConvTranspose/pool node. */
+export interface ConvWindow {
   kernel: number[];
   strides: number[];
   dilations: number[];
-  pads?: { begin: number[]; end: number[] };
-} | undefined {
+  pads: { begin: number[]; end: number[] };
+}
+
+/** Kernel, strides, dilations and pads (unless `auto_pad` needs unknown dims) of a window node. */
+export function windowParams(
+  node: NodeProto,
+  info: ShapeInfo,
+): Omit<ConvWindow, "pads"> & { pads?: ConvWindow["pads"] } | undefined {
   const x = info.get(node.input[0]);
   let kernel = attrInts(node, "kernel_shape");
   if (!kernel && node.input[1]) {
