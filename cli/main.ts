@@ -16,7 +16,7 @@ import { pluginsOf } from "../pipeline/registry.ts";
 import { runPipelineSource } from "../pipeline/runner.ts";
 import { explain } from "./explain.ts";
 import { doctor, formatDoctor } from "./doctor.ts";
-import type { BackendRequest } from "../kernels/backend.ts";
+import { BACKEND_REQUESTS, type BackendRequest } from "../kernels/backend.ts";
 
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
@@ -104,7 +104,7 @@ export function buildCli(): Command {
     .option("--layer <tensor>", "ONNX tensor name the method looks at")
     .option("--target <k>", "class index, top1, or a comma list with one per image")
     .option("--param <key=value>", "method parameter (repeatable)", collect, [])
-    .option("--backend <name>", "auto | wasm | webgpu | native")
+    .option("--backend <name>", BACKEND_REQUESTS.join(" | "))
     .option("--labels <file>", "labels file, one class per line")
     .option("--preset <name>", "preprocess preset: imagenet | grayscale | none")
     .requiredOption("--out <dir>", "output directory")
@@ -120,7 +120,7 @@ export function buildCli(): Command {
     .description("List every tensor of a model: name, producing op, shape")
     .argument("<model>", "ONNX model path")
     .option("--json", "print JSON")
-    .option("--backend <name>", "auto | wasm | webgpu | native", "wasm")
+    .option("--backend <name>", BACKEND_REQUESTS.join(" | "), "wasm")
     .action(async (path: string, opts: { json?: boolean; backend: BackendRequest }) => {
       const { onnxModel } = await import("../plugins/model/onnx.ts");
       const model = await onnxModel.run({ baseDir: "." }, { path, backend: opts.backend });
@@ -168,7 +168,7 @@ export function buildCli(): Command {
     .option("--hostname <host>", "interface to listen on", "127.0.0.1")
     .option("--model <name=path>", "allow-listed model, NAME=PATH_OR_URL (repeatable)", collect, [])
     .option("--config <file>", "server config YAML (models, default_model, limits, log)")
-    .option("--backend <name>", "auto | wasm | webgpu | native, for --model entries")
+    .option("--backend <name>", `${BACKEND_REQUESTS.join(" | ")}, for --model entries`)
     .option("--quiet", "no request logs")
     .action(async (opts) => {
       const { serve } = await import("./serve.ts");

@@ -6,6 +6,7 @@
  * @module
  */
 import { LanternError } from "../pipeline/errors.ts";
+import { absolute } from "../pipeline/paths.ts";
 
 const ROOT = new URL("../", import.meta.url).pathname.replace(/\/$/, "");
 
@@ -51,16 +52,6 @@ export async function scaffold(
   await Deno.mkdir(dir, { recursive: true });
   for (const [path, text] of files) await Deno.writeTextFile(path, text, { createNew: true });
   return files.map(([path]) => path);
-}
-
-function absolute(path: string): string {
-  const full = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
-  const parts: string[] = [];
-  for (const part of full.split("/")) {
-    if (part === "..") parts.pop();
-    else if (part && part !== ".") parts.push(part);
-  }
-  return `/${parts.join("/")}`;
 }
 
 /** A relative module specifier from directory `from` to file `to` (both absolute). */

@@ -73,13 +73,14 @@ export async function serve(
   flags: ServeFlags,
   options: { signal?: AbortSignal } = {},
 ): Promise<Deno.HttpServer<Deno.NetAddr>> {
-  const config = await serveConfig(flags);
-  const handler = createHandler(config);
-  await handler.ready();
+  // Before the models load, so a mistyped --port fails at once rather than after a cold load.
   const port = Number(flags.port ?? 8000);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new LanternError(`Cannot serve on port "${flags.port}": expected 0–65535`);
   }
+  const config = await serveConfig(flags);
+  const handler = createHandler(config);
+  await handler.ready();
   const server = Deno.serve({
     port,
     hostname: flags.hostname ?? "127.0.0.1",

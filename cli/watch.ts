@@ -8,7 +8,7 @@
  * @module
  */
 import { PipelineSource } from "../pipeline/config.ts";
-import { dirname, toFileUrl, writeOutputs } from "../pipeline/paths.ts";
+import { absolute, dirname, toFileUrl, writeOutputs } from "../pipeline/paths.ts";
 import type { ProgressFn } from "../pipeline/plugin.ts";
 import { PluginLoader } from "../pipeline/registry.ts";
 import { runPipelineSource } from "../pipeline/runner.ts";
@@ -89,10 +89,6 @@ export async function watchPipeline(file: string, options: WatchOptions = {}): P
     plugins.dispose();
     await model?.dispose();
   }
-}
-
-function absolute(path: string): string {
-  return path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
 }
 
 /**

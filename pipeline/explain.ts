@@ -29,11 +29,11 @@ import { type Tensor, toCpu } from "../kernels/tensor.ts";
 import { DEFAULT_MAX_PIXELS, readImageHeader } from "../kernels/image_decode.ts";
 import { openModel, type OpenModelOptions } from "../plugins/model/onnx_model.ts";
 import {
+  checkPin,
   findLabels,
   isUrl,
   loadLabels,
   loadModelBytes,
-  sha256Hex,
 } from "../plugins/model/source.ts";
 import { readInput } from "../plugins/preprocess/image.ts";
 import type { Results } from "../plugins/render/json.ts";
@@ -113,7 +113,11 @@ export class ExplainError extends LanternError {
   }
 }
 
-const RESERVED = new Set([
+/**
+ * Keys of {@linkcode ExplainOptions} that are not method parameters: `method` and the caller's own
+ * settings (`preprocess`, `signal`, …).
+ */
+export const RESERVED_OPTIONS: ReadonlySet<string> = new Set([
   "method",
   "preprocess",
   "name",
@@ -157,7 +161,7 @@ export function methodOf(
 /** Split {@linkcode ExplainOptions} into the method's parameters and the rest. */
 export function methodParams(options: ExplainOptions): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(options).filter(([k, v]) => !RESERVED.has(k) && v !== undefined),
+    Object.entries(options).filter(([k, v]) => !RESERVED_OPTIONS.has(k) && v !== undefined),
   );
 }
 
@@ -370,47 +374,18 @@ export async function loadModel(
   const text = source instanceof URL ? source.href : typeof source === "string" ? source : "";
   const name = options.name ?? (text ? text.split(/[\\/]/).pop() || "model" : "model");
   let bytes: Uint8Array;
-  if (text && isUrl(text)) bytes = await fetchModel(text, options.signal);
-  else if (text && typeof Deno === "undefined") {
+  if (text && !isUrl(text) && typeof Deno === "undefined") {
     throw new LanternError(
       `Cannot load model "${text}": file paths need Deno, pass bytes, a Blob or an https URL`,
     );
-  } else if (text) bytes = await loadModelBytes(text);
+  } else if (text) bytes = await loadModelBytes(text, { cache: false, signal: options.signal });
   else if (source instanceof Uint8Array) bytes = source;
   else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
   else bytes = new Uint8Array(await (source as Blob).arrayBuffer());
-  if (options.sha256) {
-    const got = await sha256Hex(bytes);
-    if (got !== options.sha256.toLowerCase()) {
-      throw new LanternError(
-        `Cannot load model "${name}": sha256 is ${got}, expected ${options.sha256.toLowerCase()}`,
-      );
-    }
-  }
+  await checkPin(name, bytes, { sha256: options.sha256 });
   let labels: readonly string[] | undefined;
   if (typeof options.labels === "string") labels = await loadLabels(options.labels);
   else if (options.labels) labels = options.labels;
   else if (text && !isUrl(text) && typeof Deno !== "undefined") labels = await findLabels(text);
   return await openModel(bytes, { ...options, name, labels });
-}
-
-async function fetchModel(url: string, signal: AbortSignal | undefined): Promise<Uint8Array> {
-  const parsed = new URL(url);
-  const loopback = ["localhost", "127.0.0.1", "[::1]"].includes(parsed.hostname);
-  if (parsed.protocol !== "https:" && !(parsed.protocol === "http:" && loopback)) {
-    throw new LanternError(
-      `Cannot load model "${url}": only https:// URLs (or http:// on loopback) are allowed`,
-    );
-  }
-  let response: Response;
-  try {
-    response = await fetch(url, { signal });
-  } catch (e) {
-    throw new LanternError(`Cannot download model "${url}": ${(e as Error).message}`);
-  }
-  if (!response.ok) {
-    await response.body?.cancel();
-    throw new LanternError(`Cannot download model "${url}": HTTP ${response.status}`);
-  }
-  return new Uint8Array(await response.arrayBuffer());
 }

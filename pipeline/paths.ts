@@ -4,9 +4,24 @@
  * @module
  */
 
+/**
+ * The absolute, normalised form of an absolute or cwd-relative path: no `.`, `..`, empty
+ * segments or trailing slash, so it compares equal to the paths `Deno.watchFs` reports.
+ */
+export function absolute(path: string): string {
+  const full = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  const parts: string[] = [];
+  for (const part of full.split("/")) {
+    if (part === "..") parts.pop();
+    else if (part && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
+
 /** A `file://` URL for an absolute or cwd-relative path. */
 export function toFileUrl(path: string): URL {
-  const abs = path.startsWith("/") ? path : `${Deno.cwd()}/${path}`;
+  // Keep a trailing slash: it makes a directory URL, which relative specifiers resolve inside.
+  const abs = absolute(path) + (path.endsWith("/") ? "/" : "");
   return new URL(`file://${abs.split("/").map(encodeURIComponent).join("/")}`);
 }
 

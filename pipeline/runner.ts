@@ -22,7 +22,7 @@ import type {
 import { choosePlugin, getPlugin, PluginLoader } from "./registry.ts";
 import { topPredictions } from "./targets.ts";
 import type { Batch, Explanation, Model, OutputFile, Prediction } from "./types.ts";
-import { resolvePath } from "../plugins/model/source.ts";
+import { isUrl, resolvePath } from "../plugins/model/source.ts";
 import { toFileUrl } from "./paths.ts";
 
 /** A stage entry bound to its plugin and validated parameters. */
@@ -155,7 +155,7 @@ async function pluginResolver(
         if (i !== undefined) {
           return choosePlugin(modules[i], entry.plugin, { kind, name: entry.name });
         }
-        if (/^[a-z][a-z0-9+.-]*:\/\//i.test(entry.plugin) && !entry.plugin.startsWith("file:")) {
+        if (isUrl(entry.plugin) && !entry.plugin.startsWith("file:")) {
           throw new LanternError(
             `Cannot load plugin "${entry.plugin}": declare it under plugins: with url: and sha256:`,
           );

@@ -17,6 +17,7 @@ import {
   type ExplainResult,
   loadModel,
   methodOf,
+  RESERVED_OPTIONS,
 } from "../pipeline/explain.ts";
 import type { MethodPlugin } from "../pipeline/plugin.ts";
 import { getPlugin } from "../pipeline/registry.ts";
@@ -26,7 +27,7 @@ import type { BackendRequest } from "../kernels/backend.ts";
 import { encodeNpy } from "../kernels/npy.ts";
 import { jsonSafe } from "../plugins/render/json.ts";
 import { DEFAULT_LIMITS, Gate, HttpError, type Limits, readBody } from "./limits.ts";
-import { type JsonSchema, methodInfos, openApiDocument, paramsSchema } from "./openapi.ts";
+import { FORMATS, type JsonSchema, methodInfos, openApiDocument, paramsSchema } from "./openapi.ts";
 
 /** One model of the allow-list. */
 export interface ModelConfig {
@@ -36,7 +37,7 @@ export interface ModelConfig {
   readonly sha256?: string;
   /** Class names, or a labels file path. */
   readonly labels?: readonly string[] | string;
-  /** `auto` (default), `wasm` or `webgpu`. */
+  /** Which backend runs the model, a {@linkcode BackendRequest}; default `auto`. */
   readonly backend?: BackendRequest;
   /** Parameters of the `image` preprocess for this model (clients cannot set them). */
   readonly preprocess?: Readonly<Record<string, unknown>>;
@@ -75,9 +76,6 @@ export interface LanternHandler {
 const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "application/octet-stream"]);
 /** Keys of `options` the service reads itself; the rest are the method's parameters. */
 const SERVICE_KEYS = new Set(["method", "model", "format", "stream", "row", "render"]);
-/** Keys of {@linkcode ExplainOptions} only the server sets. */
-const SERVER_ONLY = new Set(["preprocess", "maxPixels", "signal", "progress", "readFile", "name"]);
-const FORMATS = ["png", "json", "npy"] as const;
 type Format = typeof FORMATS[number];
 
 /** Body sizes of the responses made here, for the request log. */
@@ -257,7 +255,6 @@ export function createHandler(config: HandlerConfig): LanternHandler {
   const gate = new Gate(limits.concurrency, limits.queue);
   const loading = new Map<string, Promise<Model>>();
   const loaded = new Map<string, Model>();
-  const served = new Map<string, Model>();
   const log = config.log === false
     ? undefined
     : typeof config.log === "function"
@@ -276,8 +273,7 @@ export function createHandler(config: HandlerConfig): LanternHandler {
         backend: c.backend,
       }).then((m) => {
         loaded.set(name, m);
-        served.set(name, m);
-        return served.get(name)!;
+        return m;
       });
       loading.set(name, p);
       p.catch(() => loading.delete(name));
@@ -367,7 +363,8 @@ export function createHandler(config: HandlerConfig): LanternHandler {
     const params: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(options)) {
       if (SERVICE_KEYS.has(key)) continue;
-      if (SERVER_ONLY.has(key)) {
+      // Only the server sets the non-parameter keys of ExplainOptions (`method` was read above).
+      if (RESERVED_OPTIONS.has(key)) {
         throw new HttpError(
           400,
           `Cannot explain: "${key}" is set by the server, not by requests — remove it`,
@@ -650,7 +647,6 @@ export function createHandler(config: HandlerConfig): LanternHandler {
     async dispose() {
       const all = [...loaded.values()];
       loaded.clear();
-      served.clear();
       loading.clear();
       for (const m of all) await m.dispose();
     },

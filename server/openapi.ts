@@ -24,6 +24,9 @@ export interface MethodInfo {
   readonly params: JsonSchema;
 }
 
+/** Response formats of `POST /v1/explain`. */
+export const FORMATS = ["png", "json", "npy"] as const;
+
 const schemaCache = new WeakMap<object, JsonSchema>();
 
 /** JSON Schema of a plugin's parameters, as a client writes them (defaults optional). */
@@ -101,7 +104,7 @@ export function openApiDocument(options: OpenApiOptions): JsonSchema {
     properties: {
       method: { type: "string", enum: methods.map((m) => m.name) },
       model: { type: "string", enum: [...options.models] },
-      format: { type: "string", enum: ["png", "json", "npy"], default: "png" },
+      format: { type: "string", enum: [...FORMATS], default: "png" },
       stream: { type: "string", enum: ["ndjson", "sse"] },
       row: { type: "integer", minimum: 0, description: "Row of the map drawn as PNG" },
       render: {

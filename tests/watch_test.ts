@@ -31,7 +31,8 @@ Deno.test("--watch re-runs within a second of a plugin edit without reloading th
       `${ROOT}/deno.json`,
       `${ROOT}/cli/main.ts`,
       "run",
-      "watched.yaml",
+      // "./": the pipeline's path must be normalised to match what Deno.watchFs reports.
+      "./watched.yaml",
       "--watch",
     ],
     cwd: dir,
@@ -72,6 +73,8 @@ Deno.test("--watch re-runs within a second of a plugin edit without reloading th
       seen.join("\n"),
     );
     assert.ok(seen.some((l) => l === `[watch] reloading plugin ${plugin}`), seen.join("\n"));
+    await Deno.writeTextFile(`${dir}/watched.yaml`, "# edited\n", { append: true });
+    await waitFor(/^\[watch\] run 3: 1 method\(s\)/);
   } finally {
     process.kill("SIGTERM");
     await process.status;

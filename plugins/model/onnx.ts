@@ -5,6 +5,7 @@
  * @module
  */
 import { z } from "zod";
+import { BACKEND_REQUESTS, type BackendRequest } from "../../kernels/backend.ts";
 import { defineModel } from "../../pipeline/plugin.ts";
 import { openModel } from "./onnx_model.ts";
 import { findLabels, loadLabels, loadModelBytes, resolvePath } from "./source.ts";
@@ -16,7 +17,7 @@ export const onnxParams = z.object({
   /** Expected sha256 of the file, hex. */
   sha256: z.string().regex(/^[0-9a-fA-F]{64}$/, "must be 64 hex digits").optional(),
   /** `auto` picks a hardware WebGPU adapter, else native onnxruntime when loadable, else WASM. */
-  backend: z.enum(["auto", "wasm", "webgpu", "native"]).default("auto"),
+  backend: z.enum(BACKEND_REQUESTS as [BackendRequest, ...BackendRequest[]]).default("auto"),
   /** Labels file, one class name per line (default: a `*labels*.txt` beside the model). */
   labels: z.string().optional(),
   /** Graph input that takes the image (default: the first). */

@@ -13,6 +13,10 @@ export interface ModelSourceOptions {
   sha256?: string;
   /** Cache directory for downloads (default `$LANTERN_CACHE` or `~/.cache/lantern/models`). */
   cacheDir?: string;
+  /** `false` fetches URLs into memory only, never reading or writing the cache (default true). */
+  cache?: boolean;
+  /** Passed to `fetch` for URLs. */
+  signal?: AbortSignal;
 }
 
 /** Hex sha256 of `bytes`. */
@@ -60,6 +64,12 @@ export async function loadModelBytes(
         `Cannot load model "${source}": only https:// URLs (or http:// on loopback) are allowed`,
       );
     }
+    if (options.cache === false) {
+      // Memory only: no Deno API is touched, so edge runtimes can load URLs too.
+      bytes = await download(source, options.signal);
+      await checkPin(source, bytes, { sha256: pin });
+      return bytes;
+    }
     const cacheDir = options.cacheDir ?? defaultCacheDir();
     const key = pin ?? await sha256Hex(new TextEncoder().encode(source));
     const cached = `${cacheDir}/${key}.onnx`;
@@ -67,17 +77,8 @@ export async function loadModelBytes(
       bytes = await Deno.readFile(cached);
       if (!pin || await sha256Hex(bytes) === pin) return bytes;
     } catch { /* not cached yet */ }
-    let response: Response;
-    try {
-      response = await fetch(source);
-    } catch (e) {
-      throw new LanternError(`Cannot download model "${source}": ${(e as Error).message}`);
-    }
-    if (!response.ok) {
-      throw new LanternError(`Cannot download model "${source}": HTTP ${response.status}`);
-    }
-    bytes = new Uint8Array(await response.arrayBuffer());
-    await checkPin(source, bytes, pin);
+    bytes = await download(source, options.signal);
+    await checkPin(source, bytes, { sha256: pin });
     await Deno.mkdir(cacheDir, { recursive: true });
     const tmp = `${cached}.${crypto.randomUUID()}.tmp`;
     await Deno.writeFile(tmp, bytes);
@@ -93,11 +94,34 @@ export async function loadModelBytes(
     }
     throw new LanternError(`Cannot load model "${path}": ${(e as Error).message}`);
   }
-  await checkPin(path, bytes, pin);
+  await checkPin(path, bytes, { sha256: pin });
   return bytes;
 }
 
-async function checkPin(source: string, bytes: Uint8Array, pin?: string): Promise<void> {
+async function download(source: string, signal?: AbortSignal): Promise<Uint8Array> {
+  let response: Response;
+  try {
+    response = await fetch(source, { signal });
+  } catch (e) {
+    throw new LanternError(`Cannot download model "${source}": ${(e as Error).message}`);
+  }
+  if (!response.ok) {
+    await response.body?.cancel();
+    throw new LanternError(`Cannot download model "${source}": HTTP ${response.status}`);
+  }
+  return new Uint8Array(await response.arrayBuffer());
+}
+
+/**
+ * Refuse model bytes whose sha256 differs from `options.sha256` (hex, any case; no pin passes
+ * anything); the error names the model `source`.
+ */
+export async function checkPin(
+  source: string,
+  bytes: Uint8Array,
+  options: { sha256?: string } = {},
+): Promise<void> {
+  const pin = options.sha256?.toLowerCase();
   if (!pin) return;
   const got = await sha256Hex(bytes);
   if (got !== pin) {
