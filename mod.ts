@@ -106,7 +106,14 @@ export { type BackendRequest, chooseBackend } from "./kernels/backend.ts";
 // (tests/kit_test.ts checks that), so a plugin needs no other import.
 export { z } from "zod";
 export { since } from "./pipeline/explanation.ts";
-export { softmaxOf, softmaxRows } from "./pipeline/targets.ts";
+export {
+  outputParam,
+  rowsOfImage,
+  scoreOf,
+  type ScoreOutput,
+  softmaxOf,
+  softmaxRows,
+} from "./pipeline/targets.ts";
 export { modelProto } from "./pipeline/layers.ts";
 export { type GradientHookModel, hasGradientHook } from "./pipeline/gradients.ts";
 export { gatherBatch } from "./kernels/tensor.ts";

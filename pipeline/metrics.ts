@@ -19,10 +19,10 @@
  */
 import { gaussianBlur } from "../kernels/blur.ts";
 import type { Random } from "../kernels/random.ts";
-import { type Tensor, tensor } from "../kernels/tensor.ts";
+import type { Tensor } from "../kernels/tensor.ts";
 import { forwardMany } from "./batching.ts";
 import { LanternError } from "./errors.ts";
-import { softmaxOf } from "./targets.ts";
+import { scoreOf, type ScoreOutput } from "./targets.ts";
 import type { Model } from "./types.ts";
 
 /** What removed pixels become: see the module documentation. */
@@ -46,7 +46,7 @@ export interface CurveOptions {
   /** Blur standard deviation in pixels for `fill: "blur"` (default 5, the authors' σ). */
   readonly blurSigma?: number;
   /** Track the softmax probability (default, as the authors) or the raw score. */
-  readonly output?: "probability" | "logit";
+  readonly output?: ScoreOutput;
   /** Rows per forward pass (default 16). */
   readonly batchSize?: number;
 }
@@ -104,7 +104,7 @@ function substrate(x: Tensor, fill: MetricFill, sigma: number): Float32Array {
   const plane = h * w;
   if (typeof fill === "number") return new Float32Array(c * plane).fill(fill);
   if (fill === "zero") return new Float32Array(c * plane);
-  if (fill === "blur") return gaussianBlur(tensor(Float32Array.from(x.data), x.dims), sigma).data;
+  if (fill === "blur") return gaussianBlur(x, sigma).data;
   const out = new Float32Array(c * plane);
   for (let ch = 0; ch < c; ch++) {
     let sum = 0;
@@ -152,7 +152,7 @@ async function curve(
       }
     },
     consume(k, row) {
-      scores[k] = options.output === "logit" ? row[options.target] : softmaxOf(row)(options.target);
+      scores[k] = scoreOf(row, options.output ?? "probability")(options.target);
     },
   }, { batchSize: options.batchSize ?? 16 });
   const fractions = Float64Array.from(

@@ -106,6 +106,18 @@ export function isOnePerImage(rows: TargetRows): boolean {
   return rows.images.every((img, r) => img === r);
 }
 
+/** The rows that explain image `image`, in row order (empty when it has none). */
+export function rowsOfImage(rows: TargetRows, image: number): number[] {
+  return rows.images.flatMap((img, r) => img === image ? [r] : []);
+}
+
+/** Which score of a class an explanation follows: the softmax probability or the raw logit. */
+export const outputParam: z.ZodDefault<z.ZodEnum<{ probability: "probability"; logit: "logit" }>> =
+  z.enum(["probability", "logit"]).default("probability");
+
+/** The type of {@linkcode outputParam}. */
+export type ScoreOutput = z.infer<typeof outputParam>;
+
 /**
  * The softmax of one row of scores as a function of the class: p(i) = e^(z_i − m) / Σ_j e^(z_j − m),
  * with m the row's maximum for stability.
@@ -116,6 +128,17 @@ export function softmaxOf(scores: ArrayLike<number>): (index: number) => number 
   let sum = 0;
   for (let j = 0; j < scores.length; j++) sum += Math.exp(scores[j] - max);
   return (index) => Math.exp(scores[index] - max) / sum;
+}
+
+/**
+ * One row of scores as a function of the class: its softmax ({@linkcode softmaxOf}) for
+ * `"probability"`, the raw score for `"logit"`.
+ */
+export function scoreOf(
+  scores: ArrayLike<number>,
+  output: ScoreOutput,
+): (index: number) => number {
+  return output === "probability" ? softmaxOf(scores) : (index) => scores[index];
 }
 
 /** Softmax of each row of `logits` `[N,K]`. */

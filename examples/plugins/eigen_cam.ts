@@ -16,6 +16,7 @@ import {
   explanation,
   resolveLayer,
   resolveTargetRows,
+  rowsOfImage,
   targetParam,
   tensor,
   z,
@@ -34,13 +35,18 @@ export const eigenCam = defineMethod({
     const rows = resolveTargetRows(target, logits);
     const { name } = await resolveLayer(model, layer, { rank: 4 });
     const acts = (await model.run(batch.tensor, { outputs: [name] }))[name];
-    const [, c, h, w] = acts.dims;
+    const [n, c, h, w] = acts.dims;
     const out = new Float32Array(rows.images.length * h * w);
-    rows.images.forEach((image, r) => {
+    // The map does not depend on the class: one projection per image serves all its rows.
+    for (let image = 0; image < n; image++) {
+      const mine = rowsOfImage(rows, image);
+      if (mine.length === 0) continue;
       const a = acts.data.subarray(image * c * h * w, (image + 1) * c * h * w);
       const map = firstComponentProjection(a, { channels: c, positions: h * w });
-      for (let p = 0; p < h * w; p++) out[r * h * w + p] = relu ? Math.max(map[p], 0) : map[p];
-    });
+      for (const r of mine) {
+        for (let p = 0; p < h * w; p++) out[r * h * w + p] = relu ? Math.max(map[p], 0) : map[p];
+      }
+    }
     const map = tensor(out, [rows.images.length, 1, h, w]);
     return explanation(model, { method: "eigen-cam", rows, map, space: "layer", layer: name });
   },

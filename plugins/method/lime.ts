@@ -35,7 +35,13 @@ import { batchItem, tensor } from "../../kernels/tensor.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
-import { resolveTargetRows, softmaxOf, targetParam } from "../../pipeline/targets.ts";
+import {
+  outputParam,
+  resolveTargetRows,
+  rowsOfImage,
+  scoreOf,
+  targetParam,
+} from "../../pipeline/targets.ts";
 import type { Batch } from "../../pipeline/types.ts";
 
 /** Parameters of `lime`. */
@@ -74,7 +80,7 @@ export const limeParams = z.object({
   /** Superpixels the surrogate may use, LIME's `num_features` (default: all). */
   num_features: z.number().int().positive().optional(),
   /** Explain the softmax probability (LIME's usual classifier output) or the raw score. */
-  output: z.enum(["probability", "logit"]).default("probability"),
+  output: outputParam,
   /** Seeds segmentation tie-breaks and sampling. */
   seed: z.number().int().default(0),
   /** Perturbed inputs per forward pass. */
@@ -142,7 +148,7 @@ function fillImage(x: Float32Array, seg: Segmentation, dims: number[], params: L
   const plane = h * w;
   if (typeof params.fill === "number") return new Float32Array(x.length).fill(params.fill);
   if (params.fill === "blur") {
-    return gaussianBlur(tensor(Float32Array.from(x), [1, c, h, w]), params.blur_sigma).data;
+    return gaussianBlur(tensor(x, [1, c, h, w]), params.blur_sigma).data;
   }
   const out = new Float32Array(x.length);
   const count = new Float64Array(seg.count);
@@ -274,7 +280,7 @@ export const lime = defineMethod({
     const random = new Random(params.seed);
     const s = params.samples;
     for (let i = 0; i < n; i++) {
-      const mine = rows.images.flatMap((img, r) => img === i ? [r] : []);
+      const mine = rowsOfImage(rows, i);
       if (mine.length === 0) continue;
       let t0 = performance.now();
       const seg = segmentImage(segmentationImage(batch, i), params);
@@ -299,7 +305,7 @@ export const lime = defineMethod({
           }
         },
         consume(k, scores) {
-          const f = params.output === "probability" ? softmaxOf(scores) : (i: number) => scores[i];
+          const f = scoreOf(scores, params.output);
           mine.forEach((r, m) => ys[m][k] = f(rows.targets[r]));
         },
       }, {

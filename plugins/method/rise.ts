@@ -20,7 +20,13 @@ import { bilinearSeparable, type Taps } from "../../kernels/upsample.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
-import { resolveTargetRows, softmaxOf, targetParam } from "../../pipeline/targets.ts";
+import {
+  outputParam,
+  resolveTargetRows,
+  rowsOfImage,
+  scoreOf,
+  targetParam,
+} from "../../pipeline/targets.ts";
 
 /** Parameters of `rise`. */
 export const riseParams = z.object({
@@ -32,7 +38,7 @@ export const riseParams = z.object({
   /** Probability that a cell is kept. */
   p: z.number().gt(0).max(1).default(0.5),
   /** Explain the softmax probability (as the authors do) or the raw score. */
-  output: z.enum(["probability", "logit"]).default("probability"),
+  output: outputParam,
   seed: z.number().int().default(0),
   /** Masked inputs per forward pass. */
   internal_batch: z.number().int().positive().default(32),
@@ -112,7 +118,7 @@ export const rise = defineMethod({
     const out = new Float32Array(rows.targets.length * per);
     const t0 = performance.now();
     for (let i = 0; i < n; i++) {
-      const mine = rows.images.flatMap((img, r) => img === i ? [r] : []);
+      const mine = rowsOfImage(rows, i);
       if (mine.length === 0) continue;
       const x = batchItem(batch.tensor, i).data;
       const sal = mine.map(() => new Float64Array(plane));
@@ -130,9 +136,7 @@ export const rise = defineMethod({
         consume(k, scores) {
           const m = pending.get(k)!;
           pending.delete(k);
-          const score = params.output === "probability"
-            ? softmaxOf(scores)
-            : (i: number) => scores[i];
+          const score = scoreOf(scores, params.output);
           mine.forEach((r, j) => {
             const f = score(rows.targets[r]);
             const acc = sal[j];

@@ -15,13 +15,13 @@
  * @module
  */
 import { z } from "zod";
-import { batchItem, tensor, toCpu } from "../../kernels/tensor.ts";
+import { batchItem, gatherBatch, toCpu, valueRange } from "../../kernels/tensor.ts";
 import { bilinearPlane } from "../../kernels/upsample.ts";
 import { forwardMany } from "../../pipeline/batching.ts";
 import { explanation, since } from "../../pipeline/explanation.ts";
 import { resolveLayer } from "../../pipeline/layers.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
-import { resolveTargetRows, softmaxOf, targetParam } from "../../pipeline/targets.ts";
+import { resolveTargetRows, rowsOfImage, softmaxOf, targetParam } from "../../pipeline/targets.ts";
 import { weightedSum } from "./_cam.ts";
 
 /** `into` ← `x` ⊙ s(mask) for each of `channels` planes, s the min–max normalization (Eq. 5). */
@@ -32,12 +32,7 @@ function maskInput(
 ): void {
   const { mask, channels } = options;
   const plane = mask.length;
-  let lo = Infinity, hi = -Infinity;
-  for (let p = 0; p < plane; p++) {
-    const v = mask[p];
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
-  }
+  const [lo, hi] = valueRange(mask);
   const scale = hi > lo ? 1 / (hi - lo) : 0;
   for (let q = 0; q < channels; q++) {
     const o = q * plane;
@@ -73,7 +68,7 @@ export const scoreCam = defineMethod({
     const weights = new Float32Array(rows.targets.length * k);
     const up = new Float32Array(h * w);
     for (let i = 0; i < n; i++) {
-      const mine = rows.images.flatMap((img, r) => img === i ? [r] : []);
+      const mine = rowsOfImage(rows, i);
       if (mine.length === 0) continue;
       const x = batchItem(batch.tensor, i).data;
       const a = batchItem(acts, i).data;
@@ -96,11 +91,7 @@ export const scoreCam = defineMethod({
         progress: progress && ((done) => progress(i * k + done, n * k, "score-cam")),
       });
     }
-    const rowActs = new Float32Array(rows.targets.length * k * lh * lw);
-    rows.images.forEach((img, r) => rowActs.set(batchItem(acts, img).data, r * k * lh * lw));
-    const map = weightedSum(tensor(rowActs, [rows.targets.length, k, lh, lw]), weights, {
-      relu: params.relu,
-    });
+    const map = weightedSum(gatherBatch(acts, rows.images), weights, { relu: params.relu });
     return explanation(model, {
       method: "score-cam",
       rows,

@@ -32,6 +32,10 @@ export const superpixelsParams = z.object({
   methods: z.array(z.string().min(1)).min(1).optional(),
 }).strict();
 
+// Constants of the per-pixel loop, made once rather than per pixel.
+const NEIGHBOURS = [[0, 1], [0, -1], [1, 0], [-1, 0]] as const;
+const GREEN = [0, 255, 0] as const, RED = [255, 0, 0] as const, YELLOW = [255, 255, 0] as const;
+
 interface Row {
   readonly weight: number;
   readonly bbox: readonly [number, number, number, number];
@@ -116,14 +120,14 @@ export const superpixelsRender = defineRender({
           for (let x = 0; x < w; x++) {
             const p = y * w + x;
             const k = keep[p];
-            const edge = k !== 0 && [[0, 1], [0, -1], [1, 0], [-1, 0]].some(([dy, dx]) => {
+            const edge = k !== 0 && NEIGHBOURS.some(([dy, dx]) => {
               const yy = y + dy, xx = x + dx;
               return yy < 0 || yy >= h || xx < 0 || xx >= w || values[yy * w + xx] !== values[p];
             });
-            const tint = k > 0 ? [0, 255, 0] : [255, 0, 0];
+            const tint = k > 0 ? GREEN : RED;
             for (let c = 0; c < 3; c++) {
               data[4 * p + c] = edge
-                ? [255, 255, 0][c]
+                ? YELLOW[c]
                 : k === 0
                 ? src[4 * p + c] * params.dim
                 : 0.8 * src[4 * p + c] + 0.2 * tint[c];
