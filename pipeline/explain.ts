@@ -382,7 +382,7 @@ export async function loadModel(
   else if (source instanceof Uint8Array) bytes = source;
   else if (source instanceof ArrayBuffer) bytes = new Uint8Array(source);
   else bytes = new Uint8Array(await (source as Blob).arrayBuffer());
-  await checkPin(name, bytes, { sha256: options.sha256 });
+  await checkPin(`model "${name}"`, bytes, { sha256: options.sha256 });
   let labels: readonly string[] | undefined;
   if (typeof options.labels === "string") labels = await loadLabels(options.labels);
   else if (options.labels) labels = options.labels;

@@ -9,7 +9,7 @@ import { didYouMean, firstLine, LanternError } from "./errors.ts";
 import { type AnyPlugin, isPlugin, type PluginKind } from "./plugin.ts";
 import { toFileUrl } from "./paths.ts";
 import { checkSandboxSource, SandboxHost } from "./sandbox.ts";
-import { sha256Hex } from "../plugins/model/source.ts";
+import { checkPin, fetchPinned, isAllowedUrl } from "../plugins/model/source.ts";
 
 const registry = new Map<string, AnyPlugin>();
 
@@ -227,34 +227,15 @@ export class PluginLoader {
   async #download(url: URL, spec: PluginModuleSpec, label: string): Promise<URL> {
     const pin = spec.sha256?.toLowerCase();
     if (!pin) throw new LanternError(`Cannot load plugin "${label}": a URL needs a sha256 pin`);
-    if (url.protocol === "http:" && !["localhost", "127.0.0.1", "[::1]"].includes(url.hostname)) {
+    if (!isAllowedUrl(url.href)) {
       throw new LanternError(
         `Cannot load plugin "${label}": only https:// URLs (or http:// on loopback) are allowed`,
       );
     }
-    const dir = this.#cacheDir ?? defaultCacheDir();
     const ext = url.pathname.match(/\.(?:ts|js|mts|mjs|tsx|jsx)$/)?.[0] ?? ".ts";
-    const cached = `${dir}/${pin}${ext}`;
-    try {
-      if (await sha256Hex(await Deno.readFile(cached)) === pin) return toFileUrl(cached);
-    } catch { /* not cached yet */ }
-    let bytes: Uint8Array;
-    try {
-      const response = await fetch(url);
-      if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      bytes = new Uint8Array(await response.arrayBuffer());
-    } catch (e) {
-      throw new LanternError(`Cannot download plugin "${label}": ${(e as Error).message}`);
-    }
-    const got = await sha256Hex(bytes);
-    if (got !== pin) {
-      throw new LanternError(`Cannot load plugin "${label}": sha256 is ${got}, expected ${pin}`);
-    }
-    await Deno.mkdir(dir, { recursive: true });
-    const tmp = `${cached}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, cached);
-    return toFileUrl(cached);
+    const cacheFile = `${this.#cacheDir ?? defaultCacheDir()}/${pin}${ext}`;
+    await fetchPinned(url.href, { what: `plugin "${label}"`, sha256: pin, cacheFile });
+    return toFileUrl(cacheFile);
   }
 }
 
@@ -265,12 +246,7 @@ async function verifyFile(url: URL, pin: string, label: string): Promise<void> {
   } catch {
     throw new LanternError(`Cannot load plugin module "${label}": file not found`);
   }
-  const got = await sha256Hex(bytes);
-  if (got !== pin.toLowerCase()) {
-    throw new LanternError(
-      `Cannot load plugin module "${label}": sha256 is ${got}, expected ${pin.toLowerCase()}`,
-    );
-  }
+  await checkPin(`plugin module "${label}"`, bytes, { sha256: pin });
 }
 
 function defaultCacheDir(): string {

@@ -37,7 +37,7 @@ export function resolvePath(path: string, baseDir = "."): string {
 }
 
 /** https anywhere; plain http only on loopback (local model servers and tests). */
-function isAllowedUrl(source: string): boolean {
+export function isAllowedUrl(source: string): boolean {
   const url = new URL(source);
   if (url.protocol === "https:") return true;
   return url.protocol === "http:" &&
@@ -64,26 +64,18 @@ export async function loadModelBytes(
         `Cannot load model "${source}": only https:// URLs (or http:// on loopback) are allowed`,
       );
     }
-    if (options.cache === false) {
-      // Memory only: no Deno API is touched, so edge runtimes can load URLs too.
-      bytes = await download(source, options.signal);
-      await checkPin(source, bytes, { sha256: pin });
-      return bytes;
+    // `cache: false` keeps it in memory: no Deno API is touched, so edge runtimes load URLs too.
+    let cacheFile: string | undefined;
+    if (options.cache !== false) {
+      const key = pin ?? await sha256Hex(new TextEncoder().encode(source));
+      cacheFile = `${options.cacheDir ?? defaultCacheDir()}/${key}.onnx`;
     }
-    const cacheDir = options.cacheDir ?? defaultCacheDir();
-    const key = pin ?? await sha256Hex(new TextEncoder().encode(source));
-    const cached = `${cacheDir}/${key}.onnx`;
-    try {
-      bytes = await Deno.readFile(cached);
-      if (!pin || await sha256Hex(bytes) === pin) return bytes;
-    } catch { /* not cached yet */ }
-    bytes = await download(source, options.signal);
-    await checkPin(source, bytes, { sha256: pin });
-    await Deno.mkdir(cacheDir, { recursive: true });
-    const tmp = `${cached}.${crypto.randomUUID()}.tmp`;
-    await Deno.writeFile(tmp, bytes);
-    await Deno.rename(tmp, cached);
-    return bytes;
+    return await fetchPinned(source, {
+      what: `model "${source}"`,
+      sha256: pin,
+      cacheFile,
+      signal: options.signal,
+    });
   }
   const path = resolvePath(source, options.baseDir);
   try {
@@ -94,39 +86,61 @@ export async function loadModelBytes(
     }
     throw new LanternError(`Cannot load model "${path}": ${(e as Error).message}`);
   }
-  await checkPin(path, bytes, { sha256: pin });
+  await checkPin(`model "${path}"`, bytes, { sha256: pin });
   return bytes;
 }
 
-async function download(source: string, signal?: AbortSignal): Promise<Uint8Array> {
+/**
+ * The bytes at `url`, refused unless their sha256 is `options.sha256` (when given). With
+ * `cacheFile`, a copy there is used if its hash matches (any copy without a pin), and a download
+ * is written there atomically. `what` names the thing in errors (`model "m.onnx"`).
+ */
+export async function fetchPinned(
+  url: string,
+  options: { what: string; sha256?: string; cacheFile?: string; signal?: AbortSignal },
+): Promise<Uint8Array> {
+  const { what, cacheFile } = options;
+  const pin = options.sha256?.toLowerCase();
+  if (cacheFile) {
+    try {
+      const bytes = await Deno.readFile(cacheFile);
+      if (!pin || await sha256Hex(bytes) === pin) return bytes;
+    } catch { /* not cached yet */ }
+  }
   let response: Response;
   try {
-    response = await fetch(source, { signal });
+    response = await fetch(url, { signal: options.signal });
   } catch (e) {
-    throw new LanternError(`Cannot download model "${source}": ${(e as Error).message}`);
+    throw new LanternError(`Cannot download ${what}: ${(e as Error).message}`);
   }
   if (!response.ok) {
     await response.body?.cancel();
-    throw new LanternError(`Cannot download model "${source}": HTTP ${response.status}`);
+    throw new LanternError(`Cannot download ${what}: HTTP ${response.status}`);
   }
-  return new Uint8Array(await response.arrayBuffer());
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  await checkPin(what, bytes, { sha256: pin });
+  if (cacheFile) {
+    await Deno.mkdir(cacheFile.slice(0, cacheFile.lastIndexOf("/")) || ".", { recursive: true });
+    const tmp = `${cacheFile}.${crypto.randomUUID()}.tmp`;
+    await Deno.writeFile(tmp, bytes);
+    await Deno.rename(tmp, cacheFile);
+  }
+  return bytes;
 }
 
 /**
- * Refuse model bytes whose sha256 differs from `options.sha256` (hex, any case; no pin passes
- * anything); the error names the model `source`.
+ * Refuse `bytes` whose sha256 differs from `options.sha256` (hex, any case; no pin passes
+ * anything). `what` names the thing in the error (`model "m.onnx"`, `plugin "p"`).
  */
 export async function checkPin(
-  source: string,
+  what: string,
   bytes: Uint8Array,
   options: { sha256?: string } = {},
 ): Promise<void> {
   const pin = options.sha256?.toLowerCase();
   if (!pin) return;
   const got = await sha256Hex(bytes);
-  if (got !== pin) {
-    throw new LanternError(`Cannot load model "${source}": sha256 is ${got}, expected ${pin}`);
-  }
+  if (got !== pin) throw new LanternError(`Cannot load ${what}: sha256 is ${got}, expected ${pin}`);
 }
 
 /** Read a labels file: one class name per line; blank trailing lines are dropped. */
