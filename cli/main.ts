@@ -9,7 +9,7 @@
 import { Command } from "commander";
 import "../plugins/mod.ts";
 import { PipelineSource } from "../pipeline/config.ts";
-import { LanternError } from "../pipeline/errors.ts";
+import { firstLine, LanternError } from "../pipeline/errors.ts";
 import { dirname, writeOutputs } from "../pipeline/paths.ts";
 import type { ProgressFn } from "../pipeline/plugin.ts";
 import { pluginsOf } from "../pipeline/registry.ts";
@@ -189,7 +189,7 @@ export async function main(args: string[]): Promise<number> {
         ? 0
         : err.exitCode ?? 2;
     }
-    const message = String(err.message ?? e).split("\n")[0].replace(/^Error: /, "");
+    const message = firstLine(e).replace(/^Error: /, "");
     console.error(`error: ${message}`);
     if (Deno.env.get("LANTERN_DEBUG")) console.error(e);
     return 1;

@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { firstLine } from "../pipeline/errors.ts";
 import { PipelineSource } from "../pipeline/config.ts";
 import { absolute, dirname, toFileUrl, writeOutputs } from "../pipeline/paths.ts";
 import type { ProgressFn } from "../pipeline/plugin.ts";
@@ -71,7 +72,7 @@ export async function watchPipeline(file: string, options: WatchOptions = {}): P
         `[watch] run ${runs}: ${result.explanations.length} method(s), wrote ${written.length} file(s) in ${ms} ms`,
       );
     } catch (e) {
-      log(`error: ${String((e as Error).message ?? e).split("\n")[0]}`);
+      log(`error: ${firstLine(e)}`);
     }
   };
 

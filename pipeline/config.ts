@@ -6,7 +6,7 @@
  */
 import { z } from "zod";
 import { type Document, isMap, isSeq, LineCounter, parse as parseYaml, parseDocument } from "yaml";
-import { LanternError } from "./errors.ts";
+import { firstLine, LanternError } from "./errors.ts";
 
 /** One stage entry: a built-in `name` or a module `plugin`, plus the plugin's parameters. */
 export const entrySchema = z.object({
@@ -111,7 +111,7 @@ export class PipelineSource {
     const err = this.#doc.errors[0];
     if (err) {
       const line = this.#lines.linePos(err.pos[0]).line;
-      const msg = err.message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+      const msg = firstLine(err).replace(/ at line \d+, column \d+:?$/, "");
       throw new LanternError(`${file}:${line} malformed YAML: ${msg}`);
     }
   }

@@ -7,7 +7,7 @@
 import type { z } from "zod";
 import type { Entry, KeyPath, PipelineConfig, PipelineSource } from "./config.ts";
 import { describeIssue, formatPath } from "./config.ts";
-import { didYouMean, LanternError, ParamError } from "./errors.ts";
+import { didYouMean, firstLine, LanternError, ParamError } from "./errors.ts";
 import { expandGlob } from "./glob.ts";
 import { zeroBatch } from "./batching.ts";
 import type {
@@ -345,9 +345,7 @@ async function runStage<T>(
     if (e instanceof ParamError) throw source.error([...stage.path, e.key], e.message);
     if (e instanceof LanternError) throw e;
     throw new LanternError(
-      `${stage.plugin.kind} '${stage.label}' failed: ${
-        String((e as Error).message ?? e).split("\n")[0]
-      }`,
+      `${stage.plugin.kind} '${stage.label}' failed: ${firstLine(e)}`,
     );
   }
 }
