@@ -101,7 +101,10 @@ function paramsOf(entry: Entry): Record<string, unknown> {
   return Object.fromEntries(Object.entries(entry).filter(([k]) => !RESERVED.has(k)));
 }
 
-/** Validate `raw` against a plugin's schema, pointing unknown keys at their closest valid names. */
+/**
+ * Validate `raw` against a plugin's schema, pointing unknown keys at their closest valid names.
+ * A failure throws the error `fail` makes (or whatever `fail` throws itself).
+ */
 export function validateParams(
   plugin: AnyPlugin,
   raw: Record<string, unknown>,
@@ -113,12 +116,12 @@ export function validateParams(
   const shape = (plugin.params as { shape?: Record<string, unknown> }).shape;
   if (issue.code === "unrecognized_keys" && shape) {
     const bad = issue.keys[0];
-    return fail(
+    throw fail(
       [bad],
       `unknown parameter '${bad}' for ${plugin.kind} '${plugin.name}'${
         didYouMean(bad, Object.keys(shape))
       } (parameters: ${Object.keys(shape).join(", ")})`,
-    ) && undefined;
+    );
   }
   throw fail(issue.path.map((k) => typeof k === "symbol" ? String(k) : k), describeIssue(issue));
 }

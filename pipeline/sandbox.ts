@@ -21,7 +21,7 @@
 import { z } from "zod";
 import { type Tensor, tensor, toCpu } from "../kernels/tensor.ts";
 import { WebWorker } from "../kernels/backend.ts";
-import { LanternError, ParamError } from "./errors.ts";
+import { firstLine, LanternError, ParamError } from "./errors.ts";
 import { type GradientRequest, type GradientResult, gradients } from "./gradients.ts";
 import type { AnyPlugin, MethodInput, MethodPlugin, PluginKind } from "./plugin.ts";
 import type { Batch, Explanation, Model, TensorInfo } from "./types.ts";
@@ -100,12 +100,29 @@ export type FromWorker =
 /** A tensor ready to post (GPU data is downloaded first). */
 export async function toWire(t: Tensor): Promise<WireTensor> {
   const cpu = await toCpu(t);
-  return { dims: [...cpu.dims], data: cpu.data, layout: cpu.layout };
+  const d = cpu.data;
+  // Structured clone copies a view's whole buffer, so a view into a larger one is cut out first.
+  const data = d.byteOffset === 0 && d.byteLength === d.buffer.byteLength ? d : d.slice();
+  return { dims: [...cpu.dims], data, layout: cpu.layout };
 }
 
 /** A tensor received from the other side. */
 export function fromWire(t: WireTensor): Tensor {
   return tensor(t.data, t.dims, t.layout);
+}
+
+/** Named tensors ready to post (see {@linkcode toWire}). */
+export async function toWireRecord(
+  tensors: Readonly<Record<string, Tensor>>,
+): Promise<Record<string, WireTensor>> {
+  const wire: Record<string, WireTensor> = {};
+  for (const [k, v] of Object.entries(tensors)) wire[k] = await toWire(v);
+  return wire;
+}
+
+/** Named tensors received from the other side. */
+export function fromWireRecord(wire: Readonly<Record<string, WireTensor>>): Record<string, Tensor> {
+  return Object.fromEntries(Object.entries(wire).map(([k, v]) => [k, fromWire(v)]));
 }
 
 /** An error as a plain object that survives structured clone. */
@@ -118,6 +135,13 @@ export function toWireError(e: unknown): WireError {
   };
 }
 
+/** The error {@linkcode toWireError} describes: a {@linkcode ParamError} when `key` is set. */
+export function fromWireError(w: WireError): Error {
+  const err = w.key ? new ParamError(w.key, w.message) : new Error(w.message);
+  err.name = w.name;
+  return err;
+}
+
 /** Whether an error is a permission denial (an import denied read access is a TypeError). */
 function isDenial(error: WireError): boolean {
   return error.name === "NotCapable" || error.name === "PermissionDenied" ||
@@ -128,8 +152,8 @@ function isDenial(error: WireError): boolean {
  * The one-line error for a failure inside a sandboxed plugin; a permission denial names what was
  * denied and how to allow it.
  */
-export function sandboxError(plugin: string, error: WireError): Error {
-  const first = error.message.split("\n")[0];
+function sandboxError(plugin: string, error: WireError): Error {
+  const first = firstLine(error);
   if (isDenial(error)) {
     const m = first.match(/Requires (\w+) access(?: to "?([^",]*)"?)?/);
     const what = m ? `${m[1]} access${m[2] ? ` to "${m[2]}"` : ""}` : "access";
@@ -238,7 +262,7 @@ export class SandboxHost {
   #nextRun = 1;
   readonly #models = new WeakMap<Model, number>();
   #nextModel = 1;
-  #dead?: Error;
+  #dead?: WireError;
   readonly #runTimeoutMs: number;
 
   private constructor(worker: Worker, label: string, runTimeoutMs: number) {
@@ -276,7 +300,7 @@ export class SandboxHost {
         deno: { permissions: none },
       } as WorkerOptions);
     } catch (e) {
-      const msg = (e as Error).message.split("\n")[0];
+      const msg = firstLine(e);
       const hint = /unstable/i.test(msg) ? "; run deno with --unstable-worker-options" : "";
       throw new LanternError(`Cannot sandbox plugin "${options.label}": ${msg}${hint}`);
     }
@@ -303,11 +327,6 @@ export class SandboxHost {
       throw e;
     }).finally(() => clearTimeout(timer));
     return host;
-  }
-
-  /** What the module exports. */
-  get plugins(): readonly SandboxedPluginInfo[] {
-    return this.#plugins;
   }
 
   /**
@@ -353,7 +372,7 @@ export class SandboxHost {
     options: { plugin: string; params: unknown },
   ): Promise<Explanation> {
     const { plugin, params } = options;
-    if (this.#dead) throw sandboxError(plugin, toWireError(this.#dead));
+    if (this.#dead) throw sandboxError(plugin, this.#dead);
     const run = this.#nextRun++;
     let modelRef: WireModel | number;
     const known = this.#models.get(input.model);
@@ -415,7 +434,7 @@ export class SandboxHost {
   }
 
   #fail(error: WireError): void {
-    this.#dead ??= new Error(error.message);
+    this.#dead ??= error;
     this.#loaded?.reject(this.#loadError(error));
     this.#loaded = undefined;
     for (const [id, r] of this.#runs) {
@@ -425,10 +444,9 @@ export class SandboxHost {
   }
 
   #loadError(error: WireError): Error {
-    const denied = sandboxError(this.#label, error);
-    if (isDenial(error)) return denied;
+    if (isDenial(error)) return sandboxError(this.#label, error);
     return new LanternError(
-      `Cannot load plugin module "${this.#label}" (sandboxed): ${error.message.split("\n")[0]}`,
+      `Cannot load plugin module "${this.#label}" (sandboxed): ${firstLine(error)}`,
     );
   }
 
@@ -482,10 +500,7 @@ async function serve(model: Model, op: string, args: unknown): Promise<unknown> 
   if (op === "tensors") return [...await model.tensors()] as TensorInfo[];
   if (op === "run") {
     const a = args as { input: WireTensor; outputs?: string[] };
-    const out = await model.run(fromWire(a.input), { outputs: a.outputs });
-    const wire: Record<string, WireTensor> = {};
-    for (const [k, v] of Object.entries(out)) wire[k] = await toWire(v);
-    return wire;
+    return await toWireRecord(await model.run(fromWire(a.input), { outputs: a.outputs }));
   }
   if (op === "gradients") {
     const a = args as {
@@ -497,8 +512,7 @@ async function serve(model: Model, op: string, args: unknown): Promise<unknown> 
       input: fromWire(a.input),
       seed: fromWire(a.seed),
     }, a.request);
-    const kept: Record<string, WireTensor> = {};
-    for (const [k, v] of Object.entries(r.kept)) kept[k] = await toWire(v);
+    const kept = await toWireRecord(r.kept);
     return {
       grads: await Promise.all(r.grads.map(toWire)),
       output: await toWire(r.output),

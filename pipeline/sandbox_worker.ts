@@ -9,10 +9,14 @@
 /// <reference lib="deno.worker" />
 import "../mod.ts";
 import { z } from "zod";
-import type { GradientRequest, GradientResult } from "./gradients.ts";
+import { ParamError } from "./errors.ts";
+import type { GradientHookModel } from "./gradients.ts";
 import { type AnyPlugin, isPlugin, type MethodPlugin } from "./plugin.ts";
+import { validateParams } from "./runner.ts";
 import {
   fromWire,
+  fromWireError,
+  fromWireRecord,
   type FromWorker,
   type SandboxedPluginInfo,
   toWire,
@@ -32,6 +36,8 @@ let plugins: AnyPlugin[] = [];
 const models = new Map<number, Model>();
 const calls = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
 let nextCall = 1;
+/** The run whose model calls the proxy models make now. */
+let current = 0;
 
 function call(run: number, op: "run" | "tensors" | "gradients", args: unknown): Promise<unknown> {
   const id = nextCall++;
@@ -42,12 +48,7 @@ function call(run: number, op: "run" | "tensors" | "gradients", args: unknown): 
 }
 
 /** The main thread's model, seen from the worker; one per model, reused across runs. */
-function proxyModel(info: WireModel, runOf: () => number): Model & {
-  gradients(
-    feeds: { input: Tensor; seed: Tensor },
-    request: GradientRequest & { batchSize?: number },
-  ): Promise<GradientResult>;
-} {
+function proxyModel(info: WireModel): GradientHookModel {
   return {
     name: info.name,
     backend: info.backend,
@@ -58,17 +59,17 @@ function proxyModel(info: WireModel, runOf: () => number): Model & {
     metadata: info.metadata,
     onnx: info.onnx,
     async tensors() {
-      return await call(runOf(), "tensors", undefined) as TensorInfo[];
+      return await call(current, "tensors", undefined) as TensorInfo[];
     },
     async run(input: Tensor, options?: RunOptions) {
-      const out = await call(runOf(), "run", {
+      const out = await call(current, "run", {
         input: await toWire(input),
         outputs: options?.outputs ? [...options.outputs] : undefined,
       }) as Record<string, WireTensor>;
-      return Object.fromEntries(Object.entries(out).map(([k, v]) => [k, fromWire(v)]));
+      return fromWireRecord(out);
     },
     async gradients(feeds, request) {
-      const r = await call(runOf(), "gradients", {
+      const r = await call(current, "gradients", {
         input: await toWire(feeds.input),
         seed: await toWire(feeds.seed),
         request,
@@ -76,7 +77,7 @@ function proxyModel(info: WireModel, runOf: () => number): Model & {
       return {
         grads: r.grads.map(fromWire),
         output: fromWire(r.output),
-        kept: Object.fromEntries(Object.entries(r.kept).map(([k, v]) => [k, fromWire(v)])),
+        kept: fromWireRecord(r.kept),
       };
     },
     dispose: () => Promise.resolve(),
@@ -110,8 +111,6 @@ async function load(url: string): Promise<void> {
   }
 }
 
-let current = 0;
-
 async function runMethod(msg: Extract<ToWorker, { type: "run" }>): Promise<void> {
   try {
     const plugin = plugins.find((p) => p.kind === "method" && p.name === msg.plugin) as
@@ -121,18 +120,16 @@ async function runMethod(msg: Extract<ToWorker, { type: "run" }>): Promise<void>
     let model: Model;
     if (typeof msg.model === "number") model = models.get(msg.model)!;
     else {
-      model = proxyModel(msg.model, () => current);
+      model = proxyModel(msg.model);
       models.set(msg.model.id, model);
     }
-    const parsed = (plugin.params as z.ZodType).safeParse(msg.params);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw Object.assign(new Error(issue.message), {
-        name: "ParamError",
-        key: String(issue.path[0] ?? ""),
-      });
-    }
-    const params = parsed.data;
+    const params = validateParams(
+      plugin,
+      msg.params as Record<string, unknown>,
+      (path, message) => {
+        throw new ParamError(String(path[0] ?? ""), message);
+      },
+    );
     current = msg.run;
     const result = await plugin.run({
       model,
@@ -146,10 +143,9 @@ async function runMethod(msg: Extract<ToWorker, { type: "run" }>): Promise<void>
         post({ type: "progress", run: msg.run, done, total, label }),
     }, params);
     const map = await toWire(result.map);
-    const whole = map.data.byteOffset === 0 && map.data.byteLength === map.data.buffer.byteLength;
     post(
       { type: "result", run: msg.run, explanation: { ...result, map } },
-      whole && map.data.buffer instanceof ArrayBuffer ? [map.data.buffer] : [],
+      map.data.buffer instanceof ArrayBuffer ? [map.data.buffer] : [],
     );
   } catch (e) {
     post({ type: "failed", run: msg.run, error: toWireError(e) });
@@ -164,11 +160,7 @@ self.onmessage = (e: MessageEvent<ToWorker>) => {
     const c = calls.get(msg.call);
     calls.delete(msg.call);
     if (!c) return;
-    if (msg.error) {
-      const err = new Error(msg.error.message);
-      err.name = msg.error.name;
-      if (msg.error.key) Object.assign(err, { key: msg.error.key });
-      c.reject(err);
-    } else c.resolve(msg.value);
+    if (msg.error) c.reject(fromWireError(msg.error));
+    else c.resolve(msg.value);
   }
 };
