@@ -9,10 +9,9 @@
 import { type KeyPath, parsePath, PipelineSource } from "../pipeline/config.ts";
 import { LanternError } from "../pipeline/errors.ts";
 import { runPipelineSource } from "../pipeline/runner.ts";
-import type { ProgressFn } from "../pipeline/plugin.ts";
+import type { MethodPlugin, ProgressFn } from "../pipeline/plugin.ts";
+import { pluginsOf } from "../pipeline/registry.ts";
 import { parse as parseYaml } from "yaml";
-import type { Model } from "../pipeline/types.ts";
-import { zeroBatch } from "../pipeline/batching.ts";
 
 /** Flags of `lantern explain`. */
 export interface ExplainFlags {
@@ -86,11 +85,16 @@ export async function explain(flags: ExplainFlags, progress?: ProgressFn) {
   const model: Record<string, unknown> = { name: "onnx", path: flags.model };
   if (flags.backend) model.backend = flags.backend;
   if (flags.labels) model.labels = flags.labels;
-  // Methods that synthesize their input need none: one zero input of the model's shape stands in.
-  const synthesizes = flags.method === "activation-max";
-  const synthetic = synthesizes && flags.input.length === 0;
+  // Methods that synthesize their input need none: without `inputs` the runner feeds one zero
+  // input of the model's shape, named after the method.
+  const synthesizes = pluginsOf("method").some((p) =>
+    p.name === flags.method && (p as MethodPlugin).synthesizesInput
+  );
+  if (flags.input.length === 0 && !synthesizes) {
+    throw new LanternError("Cannot explain: no --input given (an image, .npy file or glob)");
+  }
   const config: Record<string, unknown> = {
-    inputs: synthetic ? [flags.method] : flags.input,
+    inputs: flags.input.length ? flags.input : undefined,
     out: flags.out,
     model,
     methods: [method],
@@ -109,8 +113,7 @@ export async function explain(flags: ExplainFlags, progress?: ProgressFn) {
   };
   if (flags.preset) config.preprocess = { name: "image", preset: flags.preset };
   const source = PipelineSource.fromObject(config, locate);
-  const makeBatch = synthetic ? (m: Model) => zeroBatch(m, flags.method) : undefined;
-  const result = await runPipelineSource(source, { baseDir: ".", progress, makeBatch });
+  const result = await runPipelineSource(source, { baseDir: ".", progress });
   // The contract names the picture `<stem>_<method>.png` whichever render drew it.
   const files = result.files.map((f) => ({ ...f, path: f.path.replace(/_grid\.png$/, ".png") }));
   return { ...result, files };

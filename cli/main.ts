@@ -109,9 +109,6 @@ export function buildCli(): Command {
     .option("--preset <name>", "preprocess preset: imagenet | grayscale | none")
     .requiredOption("--out <dir>", "output directory")
     .action(async (opts) => {
-      if (opts.input.length === 0 && opts.method !== "activation-max") {
-        throw new LanternError("Cannot explain: no --input given (an image, .npy file or glob)");
-      }
       const result = await explain(opts, progressBar());
       summarize(await writeOutputs(opts.out, result.files));
     });
