@@ -16,7 +16,7 @@ import type { MethodPlugin, ModelPlugin } from "../pipeline/plugin.ts";
 import { getPlugin } from "../pipeline/registry.ts";
 import { tensor } from "../kernels/tensor.ts";
 import { inputToImage, tileImages } from "../plugins/render/image.ts";
-import { modelNormalization } from "../plugins/method/activation_max.ts";
+import { modelNormalization } from "../plugins/preprocess/image.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const steps = Number(Deno.args[0] ?? 256);

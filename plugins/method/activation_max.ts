@@ -34,13 +34,7 @@ import { gradients } from "../../pipeline/gradients.ts";
 import { resolveLayer } from "../../pipeline/layers.ts";
 import { defineMethod } from "../../pipeline/plugin.ts";
 import { softmaxOf } from "../../pipeline/targets.ts";
-import type { Model } from "../../pipeline/types.ts";
-import {
-  IMAGENET_MEAN,
-  IMAGENET_STD,
-  imageParams,
-  resolveImageParams,
-} from "../preprocess/image.ts";
+import { modelNormalization } from "../preprocess/image.ts";
 import { internalBatchParam } from "./_gradient.ts";
 
 const OBJECTIVES = ["logit", "probability", "channel", "neuron", "layer"] as const;
@@ -219,18 +213,6 @@ export function diversityTerm(
     }
   }
   return d;
-}
-
-/** Mean, std and value scale that map a [0,1] RGB image into the model's input space. */
-export function modelNormalization(model: Model): { mean: number[]; std: number[]; gain: number } {
-  const p = resolveImageParams(imageParams.parse({}), model);
-  const imagenet = p.preset === "imagenet";
-  return {
-    mean: p.mean ?? (imagenet ? [...IMAGENET_MEAN] : [0, 0, 0]),
-    std: p.std ?? (imagenet ? [...IMAGENET_STD] : [1, 1, 1]),
-    // Pixels are v/255·scale before the mean is subtracted; our images are v/255.
-    gain: 255 * (p.scale ?? 1 / 255),
-  };
 }
 
 function unitsOf(params: ActivationMaxParams): number[] {

@@ -155,6 +155,24 @@ function modelSize(input: PreprocessInput, params: ImageParams): Size {
   return { width, height };
 }
 
+/**
+ * Mean, std and value scale that map a [0,1] RGB image into the model's input space (as this
+ * preprocess would with its defaults and the model's metadata): for methods and renders that make
+ * or show images in the model's input space.
+ */
+export function modelNormalization(
+  model: PreprocessInput["model"],
+): { mean: number[]; std: number[]; gain: number } {
+  const p = resolveImageParams(imageParams.parse({}), model);
+  const imagenet = p.preset === "imagenet";
+  return {
+    mean: p.mean ?? (imagenet ? [...IMAGENET_MEAN] : [0, 0, 0]),
+    std: p.std ?? (imagenet ? [...IMAGENET_STD] : [1, 1, 1]),
+    // Pixels are v/255·scale before the mean is subtracted; our images are v/255.
+    gain: 255 * (p.scale ?? 1 / 255),
+  };
+}
+
 function normalization(params: ImageParams, channels: number): { mean: number[]; std: number[] } {
   const imagenet = params.preset === "imagenet";
   const mean = params.mean ?? (imagenet ? [...IMAGENET_MEAN] : new Array(channels).fill(0));

@@ -10,7 +10,7 @@ import { encodePng } from "../../kernels/png_encode.ts";
 import { type Tensor, toCpu } from "../../kernels/tensor.ts";
 import { defineRender } from "../../pipeline/plugin.ts";
 import type { Explanation, Model, OutputFile, RgbaImage } from "../../pipeline/types.ts";
-import { modelNormalization } from "../method/activation_max.ts";
+import { modelNormalization } from "../preprocess/image.ts";
 import { mapRows, selectExplanations } from "./heatmap.ts";
 
 /** Parameters of the `image` render. */
